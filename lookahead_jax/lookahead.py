@@ -1,0 +1,181 @@
+"""Lookahead (Zhang et al. 2019) around any optax transformation, slow weights kept in the state."""
+
+import numbers
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from lookahead_jax import nested_state
+
+_INT32_MAX = 2**31 - 1
+
+
+class LookaheadState(NamedTuple):
+    """State of `lookahead`."""
+
+    inner_state: optax.OptState
+    slow: optax.Params  # one copy of the params: the slow weights phi
+    count: jax.Array  # shape=(), int32: fast steps taken so far (wraps keeping the phase mod k)
+
+
+def _check_inner(inner: Any, caller: str) -> optax.GradientTransformationExtraArgs:
+    if not (callable(getattr(inner, "init", None)) and callable(getattr(inner, "update", None))):
+        raise TypeError(
+            f"{caller}: inner must be an optax GradientTransformation (with init and update), "
+            f"got {inner!r}"
+        )
+    # Plain transformations do not accept extra args; optax's wrapper makes them ignore them.
+    return optax.with_extra_args_support(inner)
+
+
+def _check_step_size(slow_step_size: Any) -> optax.Schedule:
+    if callable(slow_step_size):
+        return slow_step_size
+    if isinstance(slow_step_size, bool) or not isinstance(slow_step_size, numbers.Real):
+        raise TypeError(
+            "lookahead: slow_step_size must be a float in (0, 1] or an optax schedule, "
+            f"got {slow_step_size=}"
+        )
+    if not 0.0 < float(slow_step_size) <= 1.0:
+        raise ValueError(f"lookahead: slow_step_size must be in (0, 1], got {slow_step_size=}")
+    return lambda _: slow_step_size
+
+
+def lookahead(
+    inner: optax.GradientTransformation,
+    sync_period: int = 5,
+    slow_step_size: optax.ScalarOrSchedule = 0.5,
+    reset_inner_state: bool = False,
+    slow_dtype: Any = None,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Lookahead: k fast steps of `inner`, then one step of the slow weights towards them.
+
+    With fast weights :math:`\theta` (the params you pass) and slow weights :math:`\phi` (kept in
+    the state, starting at the initial params), at each step :math:`t = 1, 2, \dots`:
+
+    .. math::
+      \theta \leftarrow \theta + u_t, \qquad
+      \text{if } t \bmod k = 0: \quad
+      \phi \leftarrow \phi + \alpha (\theta - \phi), \quad \theta \leftarrow \phi
+
+    where :math:`u_t` is the update of `inner`. The params stay your plain pytree: on a sync step
+    the returned update moves them straight onto the new slow weights. Evaluate and export
+    `slow_params(state)`; between syncs the params are the exploratory fast weights.
+
+    Args:
+      inner: any optax transformation (a plain `GradientTransformation` is fine; extra keyword
+        arguments such as `value=`/`grad=`/`value_fn=` are forwarded to it, so
+        `lookahead(optax.lbfgs())` works).
+      sync_period: k, the number of fast steps between syncs (an int >= 1).
+      slow_step_size: alpha in (0, 1], or an optax schedule evaluated on the number of syncs
+        already done (0 at the first sync).
+      reset_inner_state: re-initialise the inner state (at the new slow weights) after each sync,
+        as optax's `reset_state`. The paper keeps it (the default).
+      slow_dtype: dtype of the slow weights (e.g. `jnp.float32` under bfloat16 params); `None`
+        keeps each param's dtype. Updates always come back in the dtype of the inner updates.
+
+    Returns:
+      An `optax.GradientTransformationExtraArgs`. Its `update` requires `params`.
+
+    Example:
+      >>> import jax.numpy as jnp, optax, lookahead_jax as lj
+      >>> tx = lj.lookahead(optax.sgd(0.1), sync_period=2, slow_step_size=0.5)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> for _ in range(2):
+      ...     grads = params  # gradient of 0.5 * |w|^2
+      ...     updates, state = tx.update(grads, state, params)
+      ...     params = optax.apply_updates(params, updates)
+      >>> lj.slow_params(state)["w"]  # halfway from 1 to 1 * 0.9**2
+      Array([ 0.905, -1.81 ], dtype=float32)
+
+    References:
+      Zhang, Lucas, Hinton and Ba, "Lookahead Optimizer: k steps forward, 1 step back",
+      NeurIPS 2019. https://arxiv.org/abs/1907.08610
+    """
+    inner = _check_inner(inner, "lookahead")
+    if isinstance(sync_period, bool) or not isinstance(sync_period, numbers.Integral):
+        raise TypeError(f"lookahead: sync_period must be an int >= 1, got {sync_period=}")
+    if sync_period < 1:
+        raise ValueError(f"lookahead: sync_period must be an int >= 1, got {sync_period=}")
+    k = int(sync_period)
+    step_size_fn = _check_step_size(slow_step_size)
+    # The counter wraps from the largest multiple of k back to one past the previous multiple, so
+    # the sync phase survives arbitrarily long runs and the count never overflows int32.
+    wrap_at = (_INT32_MAX // k) * k
+
+    def init_fn(params: optax.Params) -> LookaheadState:
+        # A fresh buffer even when the dtype is unchanged: the slow weights must never alias the
+        # params, or jitting the step with both donated fails ("donate the same buffer twice").
+        slow = jax.tree.map(lambda p: jnp.array(p, dtype=slow_dtype, copy=True), params)
+        return LookaheadState(
+            inner_state=inner.init(params), slow=slow, count=jnp.zeros([], jnp.int32)
+        )
+
+    def update_fn(
+        updates: optax.Updates,
+        state: LookaheadState,
+        params: optax.Params | None = None,
+        **extra_args: Any,
+    ) -> tuple[optax.Updates, LookaheadState]:
+        if params is None:
+            raise ValueError(
+                "lookahead: update needs the current params (the fast weights) to move them onto "
+                "the slow weights at a sync; call tx.update(grads, state, params)."
+            )
+        fast_updates, inner_state = inner.update(updates, state.inner_state, params, **extra_args)
+        count = jnp.where(state.count >= wrap_at, state.count - k + 1, state.count + 1)
+        sync = count % k == 0
+        alpha = step_size_fn(count // k - 1)
+
+        # One element-wise expression per leaf computes both outputs, so XLA fuses the inner
+        # update, the slow step and the user's apply_updates into a single pass over each leaf;
+        # no temporary holds the inner update and nothing branches per leaf.
+        def leaf_step(u, p, s):
+            dtype = jnp.promote_types(jnp.promote_types(u.dtype, p.dtype), s.dtype)
+            fast = p.astype(dtype) + u.astype(dtype)
+            s_old = s.astype(dtype)
+            s_new = s_old + jnp.asarray(alpha, dtype) * (fast - s_old)
+            new_update = jnp.where(sync, (s_new - p.astype(dtype)).astype(u.dtype), u)
+            return new_update, jnp.where(sync, s_new.astype(s.dtype), s)
+
+        pairs = jax.tree.map(leaf_step, fast_updates, params, state.slow)
+        is_pair = lambda x: isinstance(x, tuple) and len(x) == 2 and not hasattr(x, "_fields")
+        new_updates = jax.tree.map(lambda x: x[0], pairs, is_leaf=is_pair)
+        slow = jax.tree.map(lambda x: x[1], pairs, is_leaf=is_pair)
+
+        if reset_inner_state:
+            inner_state = optax.tree.where(sync, inner.init(slow), inner_state)
+        return new_updates, LookaheadState(inner_state=inner_state, slow=slow, count=count)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def slow_params(state: optax.OptState, params: optax.Params | None = None) -> optax.Params:
+    """Returns the slow weights of the outermost `lookahead` inside an optimizer state.
+
+    These are the weights to evaluate and export: between syncs the params are the fast weights.
+
+    Args:
+      state: the optimizer state of `lookahead(...)`, or of any optax wrapper around it
+        (`chain`, `inject_hyperparams`, `MultiSteps`, `apply_if_finite`, `masked`, ...).
+      params: under `optax.masked`, the leaves Lookahead does not track are `optax.MaskedNode`;
+        pass the current params to fill them in.
+
+    Returns:
+      The slow weights, a pytree like the params.
+
+    Raises:
+      ValueError: if the state holds no Lookahead state, or several separate ones.
+
+    Example:
+      >>> import jax.numpy as jnp, optax, lookahead_jax as lj
+      >>> tx = optax.chain(optax.clip(1.0), lj.lookahead(optax.adam(1e-3)))
+      >>> state = tx.init({"w": jnp.ones(2)})
+      >>> lj.slow_params(state)
+      {'w': Array([1., 1.], dtype=float32)}
+    """
+    slow = nested_state.find_state(state, LookaheadState, caller="slow_params").slow
+    return slow if params is None else nested_state.fill_masked(slow, params)
