@@ -5,6 +5,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from lookahead_jax import nested_state
@@ -30,9 +31,21 @@ def _check_inner(inner: Any, caller: str) -> optax.GradientTransformationExtraAr
     return optax.with_extra_args_support(inner)
 
 
+def _slow_target(u, p, s, alpha):
+    """phi + alpha (theta + u - phi): the new slow weights, in the widest of the three dtypes."""
+    dtype = jnp.promote_types(jnp.promote_types(u.dtype, p.dtype), s.dtype)
+    s_wide = s.astype(dtype)
+    return s_wide + jnp.asarray(alpha, dtype) * (p.astype(dtype) + u.astype(dtype) - s_wide)
+
+
 def _check_step_size(slow_step_size: Any) -> optax.Schedule:
     if callable(slow_step_size):
         return slow_step_size
+    if isinstance(slow_step_size, jax.core.Tracer):
+        # optax.inject_hyperparams passes the value as a traced array: it cannot be checked here.
+        return lambda _: slow_step_size
+    if isinstance(slow_step_size, jax.Array | np.ndarray) and slow_step_size.shape == ():
+        slow_step_size = slow_step_size.item()
     if isinstance(slow_step_size, bool) or not isinstance(slow_step_size, numbers.Real):
         raise TypeError(
             "lookahead: slow_step_size must be a float in (0, 1] or an optax schedule, "
@@ -130,24 +143,39 @@ def lookahead(
         sync = count % k == 0
         alpha = step_size_fn(count // k - 1)
 
-        # One element-wise expression per leaf computes both outputs, so XLA fuses the inner
-        # update, the slow step and the user's apply_updates into a single pass over each leaf;
-        # no temporary holds the inner update and nothing branches per leaf.
-        def leaf_step(u, p, s):
-            dtype = jnp.promote_types(jnp.promote_types(u.dtype, p.dtype), s.dtype)
-            fast = p.astype(dtype) + u.astype(dtype)
-            s_old = s.astype(dtype)
-            s_new = s_old + jnp.asarray(alpha, dtype) * (fast - s_old)
-            new_update = jnp.where(sync, (s_new - p.astype(dtype)).astype(u.dtype), u)
-            return new_update, jnp.where(sync, s_new.astype(s.dtype), s)
+        # The returned update is one element-wise expression per leaf, so XLA fuses the inner
+        # update, the slow step and the user's apply_updates into one pass that reads the slow
+        # weights once and keeps no temporary. Where the slow weights share the param dtype, the
+        # new slow weights *are* the new params (theta <- phi), so they are written only on sync
+        # steps, by a `lax.cond` that is a no-op (an aliased pass-through) on the others.
+        def leaf_update(u, p, s):
+            target = _slow_target(u, p, s, alpha)
+            return jnp.where(sync, (target - p.astype(target.dtype)).astype(u.dtype), u)
 
-        pairs = jax.tree.map(leaf_step, fast_updates, params, state.slow)
-        is_pair = lambda x: isinstance(x, tuple) and len(x) == 2 and not hasattr(x, "_fields")
-        new_updates = jax.tree.map(lambda x: x[0], pairs, is_leaf=is_pair)
-        slow = jax.tree.map(lambda x: x[1], pairs, is_leaf=is_pair)
+        new_updates = jax.tree.map(leaf_update, fast_updates, params, state.slow)
+        # Exactly optax.apply_updates' expression, so XLA computes it once for both uses.
+        new_params = jax.tree.map(
+            lambda p, u: jnp.asarray(p + u).astype(jnp.asarray(p).dtype), params, new_updates
+        )
+        same_dtype = jax.tree.map(lambda p, s: p.dtype == s.dtype, params, state.slow)
+
+        def synced_slow():
+            return jax.tree.map(
+                lambda same, p_new, u, p, s: (
+                    p_new if same else _slow_target(u, p, s, alpha).astype(s.dtype)
+                ),
+                same_dtype,
+                new_params,
+                fast_updates,
+                params,
+                state.slow,
+            )
+
+        slow = jax.lax.cond(sync, synced_slow, lambda: state.slow)
 
         if reset_inner_state:
-            inner_state = optax.tree.where(sync, inner.init(slow), inner_state)
+            # A cond, not a select: off-sync the state passes through without being rewritten.
+            inner_state = jax.lax.cond(sync, lambda: inner.init(slow), lambda: inner_state)
         return new_updates, LookaheadState(inner_state=inner_state, slow=slow, count=count)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -54,6 +54,4 @@ def fill_masked(tree: Any, params: Any) -> Any:
     `MaskedNode`. Filling them from the current params gives a complete tree to evaluate.
     """
     is_masked = lambda x: isinstance(x, optax.MaskedNode)
-    return jax.tree.map(
-        lambda t, p: p if is_masked(t) else t, tree, params, is_leaf=is_masked
-    )
+    return jax.tree.map(lambda t, p: p if is_masked(t) else t, tree, params, is_leaf=is_masked)
