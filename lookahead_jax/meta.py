@@ -1,0 +1,429 @@
+"""Meta-training a learned schedule by differentiating through training with `jax.grad`.
+
+The inner loop is `learned_schedule(inner, schedule, meta_params["schedule"])`, the very
+transformation users train with, run by a `jax.lax.scan` whose body is rematerialised
+(`jax.checkpoint`): the backward pass stores only the scan carry (params and optimizer state) per
+step and recomputes each step's activations, so memory grows with the params, not the batch.
+
+Meta-params are a dict ``{"schedule": schedule_params}``, plus ``"init"`` (the task's initial
+params, MAML-style) when ``learn_init=True``.
+
+Long horizons are split into truncations of ``unroll_length`` steps (truncated backprop): each of
+``num_tasks`` slots carries its task's params and optimizer state (schedule carry included) from
+one truncation to the next, gradients stopping at the boundary; a slot that reaches the horizon
+starts a fresh task. Slots start at random offsets (burnt in with the initial schedule) so they
+are not in lock-step. Per-task meta-gradients come from `jax.vmap`; a task whose meta-gradient is
+not finite contributes zero, diverged losses are replaced by a large finite value, and the mean
+meta-gradient is clipped before the meta-optimizer step.
+
+The task protocol and families live in `lookahead_jax.tasks`.
+"""
+
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lookahead_jax.lstm_schedule import LSTMSchedule, current_learning_rate, learned_schedule
+from lookahead_jax.tasks import Task, TaskFamily
+
+MetaParams = dict[str, Any]
+OBJECTIVES = ("mean_log_loss", "final_loss")
+# A diverged (non-finite) loss counts as this many nats above the task's initial loss; finite
+# losses are capped there too, so a blow-up contributes a large finite meta-loss, zero gradient.
+LOG_LOSS_CAP = 10.0
+
+
+class InnerState(NamedTuple):
+    """State of one task slot, carried across truncations."""
+
+    task_key: jax.Array  # PRNG key defining the task (`family(task_key)`)
+    params: optax.Params
+    opt_state: optax.OptState  # state of learned_schedule(inner, ...), schedule carry included
+    key: jax.Array  # PRNG key for the next minibatches
+    step: jax.Array  # shape=(), int32: inner steps taken on this task
+    log_loss0: jax.Array  # shape=(): log of the task's full loss at its initial params
+
+
+class MetaTrainResult(NamedTuple):
+    """What `meta_train` returns."""
+
+    meta_params: MetaParams  # {"schedule": ...} (+ "init" with learn_init)
+    history: np.ndarray  # shape=(num_meta_steps,): meta-loss (mean over tasks) per meta step
+    grad_norms: np.ndarray  # shape=(num_meta_steps,): meta-gradient norm before clipping
+    wall_time_s: float  # meta-training wall time, compilation included
+
+
+class EvalResult(NamedTuple):
+    """Per-task curves from `evaluate`."""
+
+    full_losses: np.ndarray  # shape=(num_tasks, horizon + 1): full train loss before each step
+    batch_losses: np.ndarray  # shape=(num_tasks, horizon): minibatch loss at each step
+    lrs: np.ndarray  # shape=(num_tasks, horizon): rate used at each step (NaN if unknown)
+
+
+def _check_objective(objective: str, caller: str) -> None:
+    if objective not in OBJECTIVES:
+        raise ValueError(f"{caller}: objective must be one of {OBJECTIVES}, got {objective=}")
+
+
+def _inner_step(task: Task, tx: optax.GradientTransformationExtraArgs, first_order: bool):
+    """One training step (params, opt_state), key -> (params, opt_state), (loss, lr)."""
+
+    def step(carry, key):
+        params, opt_state = carry
+        loss, grads = jax.value_and_grad(task.loss)(params, task.sample_batch(key))
+        if first_order:
+            # First-order meta-gradients (FOMAML): the inner gradients are constants, so no
+            # second derivatives of the task loss are taken.
+            grads = jax.lax.stop_gradient(grads)
+        updates, opt_state = tx.update(grads, opt_state, params, value=loss)
+        return (optax.apply_updates(params, updates), opt_state), loss
+
+    return step
+
+
+def unroll(
+    task: Task,
+    tx: optax.GradientTransformationExtraArgs,
+    params: optax.Params,
+    opt_state: optax.OptState,
+    key: jax.Array,
+    num_steps: int,
+    *,
+    remat: bool = True,
+    first_order: bool = False,
+) -> tuple[tuple[optax.Params, optax.OptState], jax.Array]:
+    """Runs `num_steps` steps of `tx` on `task` with `lax.scan`.
+
+    Args:
+      task: the task.
+      tx: the optimizer (it receives the loss as ``value=``).
+      params, opt_state: where to start.
+      key: PRNG key for the minibatches.
+      num_steps: number of steps (static).
+      remat: rematerialise the scan body (`jax.checkpoint`) to save memory under `jax.grad`.
+      first_order: stop gradients through the inner gradients (first-order meta-gradients).
+
+    Returns:
+      ``((params, opt_state), losses)``, losses of shape (num_steps,): each step's minibatch
+      loss, taken before its update.
+    """
+    step = _inner_step(task, tx, first_order)
+    if remat:
+        step = jax.checkpoint(step)
+    return jax.lax.scan(step, (params, opt_state), jax.random.split(key, num_steps))
+
+
+def _log_ratio(loss: jax.Array, log_loss0: jax.Array) -> jax.Array:
+    """log(loss / loss0), NaN-safe and capped at LOG_LOSS_CAP (zero gradient where capped)."""
+    ok = jnp.isfinite(loss) & (loss > 0)
+    log_loss = jnp.log(jnp.where(ok, loss, 1.0))
+    return jnp.where(ok, jnp.minimum(log_loss - log_loss0, LOG_LOSS_CAP), LOG_LOSS_CAP)
+
+
+def _fresh_state(
+    family: TaskFamily,
+    tx: optax.GradientTransformationExtraArgs,
+    task_key: jax.Array,
+    init: optax.Params | None,
+) -> InnerState:
+    task = family(task_key)
+    k_init, k_data = jax.random.split(jax.random.fold_in(task_key, 1))
+    params = task.init_params(k_init) if init is None else init
+    return InnerState(
+        task_key=task_key,
+        params=params,
+        opt_state=tx.init(params),
+        key=k_data,
+        step=jnp.zeros([], jnp.int32),
+        log_loss0=jnp.log(jax.lax.stop_gradient(task.full_loss(params))),
+    )
+
+
+def truncation_loss(
+    meta_params: MetaParams,
+    state: InnerState,
+    family: TaskFamily,
+    schedule: LSTMSchedule,
+    inner: optax.GradientTransformation,
+    num_steps: int,
+    *,
+    objective: str = "mean_log_loss",
+    remat: bool = True,
+    first_order: bool = False,
+) -> tuple[jax.Array, InnerState]:
+    """Meta-loss of one task over one truncation of `num_steps` steps, and the carried state.
+
+    ``mean_log_loss`` is the mean over the steps of log(minibatch loss / initial full loss);
+    ``final_loss`` is log(full loss after the truncation / initial full loss). Both are
+    NaN-safe (see `LOG_LOSS_CAP`). With ``"init"`` in `meta_params`, a task at step 0 starts
+    from those params (MAML), so the meta-gradient reaches them.
+    """
+    task = family(state.task_key)
+    tx = learned_schedule(inner, schedule, meta_params["schedule"])
+    params, opt_state = state.params, state.opt_state
+    if "init" in meta_params:
+        fresh = state.step == 0
+        params = jax.tree.map(lambda i, p: jnp.where(fresh, i, p), meta_params["init"], params)
+    key, sub = jax.random.split(state.key)
+    (params, opt_state), losses = unroll(
+        task, tx, params, opt_state, sub, num_steps, remat=remat, first_order=first_order
+    )
+    if objective == "mean_log_loss":
+        meta_loss = jnp.mean(_log_ratio(losses, state.log_loss0))
+    else:
+        meta_loss = _log_ratio(task.full_loss(params), state.log_loss0)
+    new_state = InnerState(
+        task_key=state.task_key,
+        params=params,
+        opt_state=opt_state,
+        key=key,
+        step=state.step + num_steps,
+        log_loss0=state.log_loss0,
+    )
+    return meta_loss, jax.lax.stop_gradient(new_state)
+
+
+def zero_nonfinite(tree: Any) -> Any:
+    """Returns `tree` with every leaf zeroed if any leaf holds a NaN or infinity."""
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+    return jax.tree.map(lambda x: jnp.where(finite, x, jnp.zeros_like(x)), tree)
+
+
+def meta_gradient(
+    meta_params: MetaParams,
+    states: InnerState,
+    family: TaskFamily,
+    schedule: LSTMSchedule,
+    inner: optax.GradientTransformation,
+    num_steps: int,
+    *,
+    objective: str = "mean_log_loss",
+    remat: bool = True,
+    first_order: bool = False,
+) -> tuple[jax.Array, MetaParams, InnerState]:
+    """Mean meta-loss and meta-gradient over a batch of task slots (leading axis of `states`).
+
+    Per-task gradients come from `jax.vmap`; a task whose gradient is not finite contributes zero.
+
+    Returns:
+      ``(mean meta-loss, mean meta-gradient, new states)``.
+    """
+    _check_objective(objective, "meta_gradient")
+
+    def one(state):
+        return jax.value_and_grad(truncation_loss, has_aux=True)(
+            meta_params,
+            state,
+            family,
+            schedule,
+            inner,
+            num_steps,
+            objective=objective,
+            remat=remat,
+            first_order=first_order,
+        )
+
+    (losses, new_states), grads = jax.vmap(one)(states)
+    grads = jax.vmap(zero_nonfinite)(grads)
+    return jnp.mean(losses), jax.tree.map(lambda g: jnp.mean(g, axis=0), grads), new_states
+
+
+def meta_train(
+    family: TaskFamily,
+    schedule: LSTMSchedule,
+    inner: optax.GradientTransformation,
+    *,
+    key: jax.Array,
+    num_meta_steps: int,
+    horizon: int,
+    unroll_length: int | None = None,
+    num_tasks: int = 8,
+    meta_optimizer: optax.GradientTransformation | None = None,
+    meta_clip: float = 3.0,
+    objective: str = "mean_log_loss",
+    learn_init: bool = False,
+    first_order: bool = False,
+    remat: bool = True,
+    random_offsets: bool = True,
+    time_budget_s: float | None = None,
+    meta_params: MetaParams | None = None,
+    callback: Callable[[int, float], None] | None = None,
+) -> MetaTrainResult:
+    """Meta-trains `schedule` (and, with ``learn_init``, the initial params) on `family`.
+
+    Args:
+      family: task key -> `Task`.
+      schedule: the `LSTMSchedule` to train.
+      inner: the unit-rate inner transformation (``optax.sgd(1.0)``; for Adam-type inner
+        optimizers pass ``eps_root > 0``, the gradient of sqrt at 0 being infinite).
+      key: PRNG key (tasks, offsets, schedule init).
+      num_meta_steps: meta-optimizer steps (fewer if `time_budget_s` runs out first).
+      horizon: inner steps per task before it is replaced by a fresh one.
+      unroll_length: steps per truncation (a divisor of `horizon`; default: the whole horizon).
+      num_tasks: task slots trained in parallel (vmapped) per meta step.
+      meta_optimizer: default ``optax.adam(1e-3)``; gradients are clipped by value to
+        `meta_clip` before it.
+      meta_clip: clip value of the meta-gradient (learned_optimization uses 3.0).
+      objective: ``"mean_log_loss"`` or ``"final_loss"`` (see `truncation_loss`).
+      learn_init: meta-learn the initial params jointly (MAML-style; every task of the family
+        must share the param structure).
+      first_order: first-order meta-gradients (no second derivatives through inner gradients).
+      remat: rematerialise the inner loop body.
+      random_offsets: start the slots at random multiples of `unroll_length` (burnt in with the
+        initial schedule) so they are not in lock-step.
+      time_budget_s: stop early once this much wall time has elapsed (checked between steps).
+      meta_params: starting meta-params (default: fresh schedule params, zero output layer).
+      callback: called as ``callback(step, meta_loss)`` after every meta step.
+
+    Returns:
+      A `MetaTrainResult`.
+    """
+    _check_objective(objective, "meta_train")
+    unroll_length = horizon if unroll_length is None else unroll_length
+    if not (isinstance(horizon, int) and isinstance(unroll_length, int)):
+        raise TypeError(f"meta_train: horizon and unroll_length must be ints, got {horizon=}")
+    if unroll_length < 1 or horizon % unroll_length:
+        raise ValueError(
+            "meta_train: unroll_length must be >= 1 and divide horizon, got "
+            f"{unroll_length=}, {horizon=}"
+        )
+    if not num_tasks >= 1:
+        raise ValueError(f"meta_train: num_tasks must be >= 1, got {num_tasks=}")
+    if not meta_clip > 0:
+        raise ValueError(f"meta_train: meta_clip must be positive, got {meta_clip=}")
+    start = time.perf_counter()
+    k_sched, k_init, k_tasks, k_offsets, key = jax.random.split(key, 5)
+    if meta_params is None:
+        meta_params = {"schedule": schedule.init_params(k_sched)}
+        if learn_init:
+            meta_params["init"] = family(k_init).init_params(k_init)
+    elif learn_init and "init" not in meta_params:
+        raise ValueError("meta_train: learn_init=True but meta_params has no 'init' entry")
+    meta_opt = optax.chain(
+        optax.clip(meta_clip), optax.adam(1e-3) if meta_optimizer is None else meta_optimizer
+    )
+    meta_opt_state = meta_opt.init(meta_params)
+
+    def fresh_states(mp, task_keys):
+        tx = learned_schedule(inner, schedule, mp["schedule"])
+        init = mp.get("init")
+        return jax.vmap(lambda k: _fresh_state(family, tx, k, init))(task_keys)
+
+    def select(mask, new, old):
+        return jax.tree.map(
+            lambda n, o: jnp.where(mask.reshape(mask.shape + (1,) * (n.ndim - 1)), n, o), new, old
+        )
+
+    @jax.jit
+    def advance(mp, states, active):
+        """Burn-in: runs one truncation without gradients on the active slots."""
+
+        def one(state):
+            return truncation_loss(mp, state, family, schedule, inner, unroll_length)[1]
+
+        return select(active, jax.vmap(one)(states), states)
+
+    @jax.jit
+    def meta_step(mp, opt_state, states, step_key):
+        done = states.step >= horizon
+        task_keys = jax.random.split(step_key, num_tasks)
+        states = select(done, fresh_states(mp, task_keys), states)
+        loss, grads, states = meta_gradient(
+            mp,
+            states,
+            family,
+            schedule,
+            inner,
+            unroll_length,
+            objective=objective,
+            remat=remat,
+            first_order=first_order,
+        )
+        grad_norm = optax.tree.norm(grads)
+        updates, opt_state = meta_opt.update(grads, opt_state, mp)
+        return optax.apply_updates(mp, updates), opt_state, states, loss, grad_norm
+
+    states = fresh_states(meta_params, jax.random.split(k_tasks, num_tasks))
+    n_trunc = horizon // unroll_length
+    if random_offsets and n_trunc > 1:
+        offsets = jax.random.randint(k_offsets, (num_tasks,), 0, n_trunc)
+        for j in range(n_trunc - 1):
+            if bool(jnp.any(offsets > j)):
+                states = advance(meta_params, states, offsets > j)
+    history, grad_norms = [], []
+    for i in range(num_meta_steps):
+        key, step_key = jax.random.split(key)
+        meta_params, meta_opt_state, states, loss, grad_norm = meta_step(
+            meta_params, meta_opt_state, states, step_key
+        )
+        history.append(float(loss))
+        grad_norms.append(float(grad_norm))
+        if callback is not None:
+            callback(i, history[-1])
+        if time_budget_s is not None and time.perf_counter() - start > time_budget_s:
+            break
+    return MetaTrainResult(
+        meta_params=meta_params,
+        history=np.asarray(history),
+        grad_norms=np.asarray(grad_norms),
+        wall_time_s=time.perf_counter() - start,
+    )
+
+
+def evaluate(
+    family: TaskFamily,
+    tx: optax.GradientTransformation,
+    task_keys: jax.Array,
+    horizon: int,
+    *,
+    init: optax.Params | None = None,
+    lr_of_state: Callable[[optax.OptState], jax.Array] | None = None,
+) -> EvalResult:
+    """Trains each task with `tx` for `horizon` steps and returns per-task loss curves.
+
+    Args:
+      family: task key -> `Task`.
+      tx: any optax transformation (it receives ``value=loss``); e.g.
+        ``learned_schedule(inner, schedule, meta_params["schedule"])`` or a baseline.
+      task_keys: a batch of task keys (leading axis); tasks are trained in parallel with vmap.
+      horizon: steps per task.
+      init: initial params shared by all tasks (e.g. ``meta_params["init"]``); default each
+        task's own ``init_params``.
+      lr_of_state: reads the rate from the optimizer state; default `current_learning_rate` when
+        the state holds a `learned_schedule`, else the rates are NaN.
+
+    Returns:
+      An `EvalResult` (NumPy arrays).
+    """
+    tx = optax.with_extra_args_support(tx)
+
+    def one(task_key):
+        state = _fresh_state(family, tx, task_key, init)
+        task = family(task_key)
+        base = _inner_step(task, tx, first_order=False)
+        read_lr = lr_of_state
+        if read_lr is None:  # decided at trace time, from the state's structure
+            try:
+                current_learning_rate(state.opt_state)
+                read_lr = current_learning_rate
+            except ValueError:
+                read_lr = lambda _: jnp.asarray(jnp.nan, jnp.float32)
+
+        def step(carry, key):
+            (params, opt_state), loss = base(carry, key)
+            return (params, opt_state), (loss, task.full_loss(carry[0]), read_lr(opt_state))
+
+        (params, _), (losses, full, lrs) = jax.lax.scan(
+            step, (state.params, state.opt_state), jax.random.split(state.key, horizon)
+        )
+        full = jnp.concatenate([full, task.full_loss(params)[None]])
+        return full, losses, lrs
+
+    full, losses, lrs = jax.jit(jax.vmap(one))(task_keys)
+    return EvalResult(np.asarray(full), np.asarray(losses), np.asarray(lrs))
