@@ -1,0 +1,85 @@
+"""Optimizers by name, as the command line names them: `"adam"`, `"sgd:learning_rate=0.1"`."""
+
+import inspect
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import optax
+
+
+class OptimizerSpec(NamedTuple):
+    """A named optimizer factory and the defaults the command line uses for it."""
+
+    factory: Callable[..., optax.GradientTransformation]
+    defaults: dict[str, Any]
+
+
+def _registry() -> dict[str, OptimizerSpec]:
+    specs = {
+        "optax.adam": OptimizerSpec(optax.adam, {"learning_rate": 1e-3}),
+        "optax.adamw": OptimizerSpec(optax.adamw, {"learning_rate": 1e-3}),
+        "optax.sgd": OptimizerSpec(optax.sgd, {"learning_rate": 0.05, "momentum": 0.9}),
+        "optax.rmsprop": OptimizerSpec(optax.rmsprop, {"learning_rate": 1e-3}),
+        "optax.adagrad": OptimizerSpec(optax.adagrad, {"learning_rate": 0.05}),
+    }
+    return specs
+
+
+OPTIMIZERS = _registry()
+
+
+def _parse_value(text: str) -> Any:
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    raise ValueError(f"expected a number, true, false or none, got {text!r}")
+
+
+def parse_optimizer(spec: str) -> tuple[str, dict[str, Any]]:
+    """Parses `"name"` or `"name:key=value,key=value"` into the name and its hyperparameters.
+
+    Args:
+      spec: the text, e.g. `"optax.sgd:learning_rate=0.1,nesterov=true"`.
+
+    Returns:
+      `(name, kwargs)`, the defaults of `OPTIMIZERS[name]` updated with the given values.
+
+    Raises:
+      ValueError: naming the unknown optimizer (with the accepted names), a malformed pair, or an
+        argument the factory does not take (with the ones it takes).
+
+    Example:
+      >>> parse_optimizer("optax.sgd:learning_rate=0.1")
+      ('optax.sgd', {'learning_rate': 0.1, 'momentum': 0.9})
+    """
+    name, _, rest = spec.partition(":")
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
+    factory, defaults = OPTIMIZERS[name]
+    kwargs = dict(defaults)
+    accepted = [p for p in inspect.signature(factory).parameters if p not in ("args", "kwargs")]
+    for pair in filter(None, rest.split(",")):
+        key, eq, value = pair.partition("=")
+        if not eq or not key:
+            raise ValueError(f"optimizer {spec!r}: expected key=value, got {pair!r}")
+        if key not in accepted:
+            raise ValueError(
+                f"optimizer {name!r} takes no argument {key!r}; it takes {', '.join(accepted)}"
+            )
+        try:
+            kwargs[key] = _parse_value(value)
+        except ValueError as e:
+            raise ValueError(f"optimizer {spec!r}: {key}: {e}") from None
+    return name, kwargs
+
+
+def build_optimizer(name: str, kwargs: dict[str, Any]) -> optax.GradientTransformation:
+    """Builds `OPTIMIZERS[name].factory(**kwargs)`."""
+    return OPTIMIZERS[name].factory(**kwargs)
