@@ -54,7 +54,7 @@ def load_dataset(name: str, test_fraction: float = 0.2, seed: int = 0) -> Datase
     x, y = loaders[name](return_X_y=True)
     order = np.random.default_rng(seed).permutation(len(x))
     x, y = x[order].astype(np.float32), y[order].astype(np.int32)
-    n_test = int(round(len(x) * test_fraction))
+    n_test = round(len(x) * test_fraction)
     x_train, x_test = x[n_test:], x[:n_test]
     mean, std = x_train.mean(0), x_train.std(0)
     std = np.where(std > 0, std, 1.0)  # constant pixels (digits' borders) stay 0
