@@ -397,7 +397,8 @@ def adam(
         \frac{m_t}{\sqrt{\hat v_t} / \sqrt{1 - \beta_2^t} + \epsilon}
 
     with :math:`\hat v_t = \max(\hat v_{t-1}, v_t)` under AMSGrad, else :math:`v_t`. eps sits
-    outside the square root, after the bias correction (as in optax's `adam`).
+    outside the square root, after the bias correction (as in optax's `adam`). `optax.amsgrad`
+    differs: it keeps the maximum of the bias-corrected second moments.
 
     Args:
       learning_rate: eta, a float >= 0 or an optax schedule of the steps already taken.
