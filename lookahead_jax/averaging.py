@@ -247,7 +247,9 @@ def swa_schedule(
 
     def schedule(count: jax.typing.ArrayLike) -> jax.Array:
         count = jnp.asarray(count)
-        progress = jnp.clip((count - start_step) / max(1, anneal_steps), 0.0, 1.0)
+        # In the default float dtype: `int32 / int` would be float32 even under x64.
+        steps_in = (count - start_step).astype(jnp.result_type(float))
+        progress = jnp.clip(steps_in / max(1, anneal_steps), 0.0, 1.0)
         if strategy == "cos":
             alpha = (1.0 - jnp.cos(math.pi * progress)) / 2.0
         else:

@@ -130,6 +130,22 @@ def _scalar_dtype(tree: Any) -> jnp.dtype:
     return _compute_dtype(*leaves) if leaves else jnp.dtype(jnp.float32)
 
 
+def _one_minus(value: Any, dtype: jnp.dtype) -> jax.Array:
+    """1 - value, computed in Python before rounding when value is a Python float.
+
+    1 - 0.999 rounded after the subtraction is 0.001 to float32 precision; rounding 0.999 first
+    loses 1e-5 relatively. PyTorch computes it in Python too.
+    """
+    if isinstance(value, numbers.Real):
+        return jnp.asarray(1.0 - value, dtype)
+    return 1.0 - jnp.asarray(value, dtype)
+
+
+def _bias_correction(beta: Any, t: jax.Array) -> jax.Array:
+    """1 - beta**t as -expm1(t log1p(-(1 - beta))): no cancellation, accurate in float32."""
+    return -jnp.expm1(t * jnp.log1p(-_one_minus(beta, t.dtype)))
+
+
 def _unzip(treedef: Any, out: Any, n: int) -> tuple[Any, ...]:
     """Splits a tree of n-tuples (the output of one `jax.tree.map`) into n trees."""
     leaves = treedef.flatten_up_to(out)
@@ -243,7 +259,7 @@ def sgd(
         first = state.count == 0
         # PyTorch's buffer starts as the first d: b = 0 * b + 1 * d on the first step.
         buf_coef = jnp.where(first, 0.0, jnp.asarray(momentum, sdt))
-        grad_coef = jnp.where(first, 1.0, 1.0 - jnp.asarray(dampening, sdt))
+        grad_coef = jnp.where(first, 1.0, _one_minus(dampening, sdt))
 
         def leaf(g, p, b=None):
             dt = _compute_dtype(g, p) if b is None else _compute_dtype(g, p, b)
@@ -321,8 +337,7 @@ def _adam_family(
         sdt = _scalar_dtype(ref)
         lr = jnp.asarray(lr_fn(state.count), sdt)
         t = (state.count + 1).astype(sdt)
-        bc1 = 1.0 - jnp.asarray(b1, sdt) ** t
-        bc2 = 1.0 - jnp.asarray(b2, sdt) ** t
+        bc1, bc2 = _bias_correction(b1, t), _bias_correction(b2, t)
         if decay_kind == "bert":
             # HuggingFace folds the bias corrections into the step size; eps stays unscaled.
             step_size = lr * jnp.sqrt(bc2) / bc1 if correct_bias else lr
@@ -338,9 +353,8 @@ def _adam_family(
             pw = p.astype(dt)
             if wd is not None and decay_kind == "l2":
                 g = g + wd * pw
-            beta1, beta2 = jnp.asarray(b1, dt), jnp.asarray(b2, dt)
-            m = beta1 * m.astype(dt) + (1.0 - beta1) * g
-            v = beta2 * v.astype(dt) + (1.0 - beta2) * (g * g)
+            m = jnp.asarray(b1, dt) * m.astype(dt) + _one_minus(b1, dt) * g
+            v = jnp.asarray(b2, dt) * v.astype(dt) + _one_minus(b2, dt) * (g * g)
             v_hat = v
             if amsgrad:
                 v_max = jnp.maximum(v_max.astype(dt), v)
@@ -661,10 +675,10 @@ def rmsprop(
             g = -g.astype(dt) if maximize else g.astype(dt)
             if has_decay:
                 g = g + jnp.asarray(weight_decay, dt) * p.astype(dt)
-            decay = jnp.asarray(alpha, dt)
-            s = decay * s.astype(dt) + (1.0 - decay) * (g * g)
+            decay, one_minus_decay = jnp.asarray(alpha, dt), _one_minus(alpha, dt)
+            s = decay * s.astype(dt) + one_minus_decay * (g * g)
             if centered:
-                a = decay * a.astype(dt) + (1.0 - decay) * g
+                a = decay * a.astype(dt) + one_minus_decay * g
                 denom = jnp.sqrt(s - a * a) + jnp.asarray(eps, dt)
             else:
                 denom = jnp.sqrt(s) + jnp.asarray(eps, dt)
