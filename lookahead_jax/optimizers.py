@@ -13,6 +13,8 @@ Conventions shared by all of them:
   of steps already taken. That is what `scheduler.step()` after each `optimizer.step()` gives in
   PyTorch, so `StepLR(step_size, gamma)` is
   `optax.exponential_decay(lr, transition_steps=step_size, decay_rate=gamma, staircase=True)`.
+  Schedules receive the count as an int64 under x64 (int32 otherwise), so that optax's schedules
+  compute in float64 there.
 - Buffers are named as in PyTorch's `optimizer.state_dict()` (`momentum_buffer`, `exp_avg`,
   `exp_avg_sq`, `max_exp_avg_sq`, `square_avg`, `grad_avg`, `sum`); `count` is PyTorch's `step`.
 - Hyperparameters are validated at construction where PyTorch raises, with a `ValueError` naming
@@ -97,7 +99,9 @@ def _check_beta(caller: str, name: str, value: Any) -> None:
 
 def _lr_schedule(caller: str, learning_rate: optax.ScalarOrSchedule) -> optax.Schedule:
     if callable(learning_rate):
-        return learning_rate
+        # The count in the default int dtype: under x64, optax's schedules compute `int32 / int`
+        # in float32, which would round a float64 learning rate.
+        return lambda count: learning_rate(count.astype(jnp.result_type(int)))
     _check_nonnegative(caller, "learning_rate", learning_rate)
     return lambda _: learning_rate
 

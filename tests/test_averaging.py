@@ -36,10 +36,6 @@ class TorchMLP(torch.nn.Module):
         return torch_loss([getattr(self, k) for k in NAMES], x, y)
 
 
-def default_float(x):
-    return jnp.asarray(x, jnp.result_type(float))  # float64 schedules under x64 (see optimizers)
-
-
 def torch_swa_recipe(
     steps, swa_start, swa_lr, anneal, strategy, every=1, decay=None, base_lr=0.05
 ):  # fmt: skip
@@ -74,11 +70,11 @@ def torch_swa_recipe(
 
 
 def our_swa_recipe(steps, swa_start, swa_lr, anneal, strategy, every=1, decay=None, base_lr=0.05):
-    base = optax.exponential_decay(default_float(base_lr), 20, 0.5, staircase=True)
+    base = optax.exponential_decay(base_lr, 20, 0.5, staircase=True)
     schedule = swa_schedule(base, swa_lr, anneal, strategy, start_step=swa_start + 1)
     tx = average(sgd(schedule, momentum=0.9), start_step=swa_start + 1, every=every, decay=decay)
     params, state = run_jax(tx, steps)
-    lrs = [float(schedule(jnp.asarray(c, jnp.int32))) for c in range(steps)]
+    lrs = [float(schedule(jnp.asarray(c, jnp.result_type(int)))) for c in range(steps)]
     return params, averaged_params(state), int(state.n_averaged), lrs
 
 

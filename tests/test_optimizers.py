@@ -33,20 +33,12 @@ inverse_time_lr = lambda o: T.lr_scheduler.LambdaLR(o, lambda c: 1.0 / (1.0 + 0.
 WEIGHTS_ONLY = {"w1": True, "b1": False, "w2": True, "b2": False}
 
 
-def default_float(x):
-    # optax schedules see an int32 count, and `int32 / int` is float32 even under x64: a float64
-    # value keeps the schedule in float64 (a float32 lr alone moves the params by ~1e-7).
-    return jnp.asarray(x, jnp.result_type(float))
-
-
 def step_decay(lr):  # StepLR(step_size=30, gamma=0.5) evaluated on the steps already taken
-    return optax.exponential_decay(
-        default_float(lr), transition_steps=30, decay_rate=0.5, staircase=True
-    )
+    return optax.exponential_decay(lr, transition_steps=30, decay_rate=0.5, staircase=True)
 
 
 def inverse_time(lr):  # LambdaLR(lambda c: 1 / (1 + 0.05 c))
-    return lambda count: lr / (1.0 + 0.05 * default_float(count))
+    return lambda count: lr / (1.0 + 0.05 * count)
 
 
 def groups(ps, **no_decay):
@@ -338,9 +330,9 @@ OPTAX_EQUIVALENTS = {
         lambda: adamw(1e-2, b1=0.8, b2=0.99, eps=1e-6, weight_decay=0.1),
         lambda: optax.adamw(1e-2, b1=0.8, b2=0.99, eps=1e-6, weight_decay=0.1),
     ),
-    "adamw-mask-schedule": (
-        lambda: adamw(step_decay(1e-2), weight_decay=0.2, mask=WEIGHTS_ONLY),
-        lambda: optax.adamw(step_decay(1e-2), weight_decay=0.2, mask=WEIGHTS_ONLY),
+    "adamw-mask-schedule": (  # optax evaluates schedules on an int32 count: float32 under x64
+        lambda: adamw(step_decay(np.float64(1e-2)), weight_decay=0.2, mask=WEIGHTS_ONLY),
+        lambda: optax.adamw(step_decay(np.float64(1e-2)), weight_decay=0.2, mask=WEIGHTS_ONLY),
     ),
     "adam-wd": (
         lambda: adam(1e-2, weight_decay=0.1),
