@@ -302,11 +302,15 @@ def learned_schedule(
         )
     inner = optax.with_extra_args_support(inner)
 
+    # The carry (and so the schedule's arithmetic) takes the dtype of the schedule's params:
+    # float64 params give a float64 schedule, as a finite-difference check needs.
+    dtype = jnp.result_type(*jax.tree.leaves(schedule_params))
+
     def init_fn(params: optax.Params) -> LearnedScheduleState:
         return LearnedScheduleState(
             inner_state=inner.init(params),
-            carry=schedule.initial_carry(),
-            lr=jnp.asarray(schedule.base_lr, jnp.float32),
+            carry=schedule.initial_carry(dtype),
+            lr=jnp.asarray(schedule.base_lr, dtype),
         )
 
     def update_fn(

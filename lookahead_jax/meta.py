@@ -32,7 +32,7 @@ from lookahead_jax.lstm_schedule import LSTMSchedule, current_learning_rate, lea
 from lookahead_jax.tasks import Task, TaskFamily
 
 MetaParams = dict[str, Any]
-OBJECTIVES = ("mean_log_loss", "final_loss")
+OBJECTIVES = ("mean_log_loss", "mean_loss", "final_log_loss", "final_loss")
 # A diverged (non-finite) loss counts as this many nats above the task's initial loss; finite
 # losses are capped there too, so a blow-up contributes a large finite meta-loss, zero gradient.
 LOG_LOSS_CAP = 10.0
@@ -160,9 +160,11 @@ def truncation_loss(
     """Meta-loss of one task over one truncation of `num_steps` steps, and the carried state.
 
     ``mean_log_loss`` is the mean over the steps of log(minibatch loss / initial full loss);
-    ``final_loss`` is log(full loss after the truncation / initial full loss). Both are
-    NaN-safe (see `LOG_LOSS_CAP`). With ``"init"`` in `meta_params`, a task at step 0 starts
-    from those params (MAML), so the meta-gradient reaches them.
+    ``mean_loss`` the mean of the ratio itself (it weighs slow and diverging tasks more, like an
+    arithmetic mean of final losses does); ``final_log_loss`` is log(full loss after the
+    truncation / initial full loss) and ``final_loss`` that ratio itself. All are NaN-safe (see
+    `LOG_LOSS_CAP`). With ``"init"`` in `meta_params`,
+    a task at step 0 starts from those params (MAML), so the meta-gradient reaches them.
     """
     task = family(state.task_key)
     tx = learned_schedule(inner, schedule, meta_params["schedule"])
@@ -176,8 +178,12 @@ def truncation_loss(
     )
     if objective == "mean_log_loss":
         meta_loss = jnp.mean(_log_ratio(losses, state.log_loss0))
-    else:
+    elif objective == "mean_loss":
+        meta_loss = jnp.mean(jnp.exp(_log_ratio(losses, state.log_loss0)))
+    elif objective == "final_log_loss":
         meta_loss = _log_ratio(task.full_loss(params), state.log_loss0)
+    else:
+        meta_loss = jnp.exp(_log_ratio(task.full_loss(params), state.log_loss0))
     new_state = InnerState(
         task_key=state.task_key,
         params=params,
@@ -234,6 +240,57 @@ def meta_gradient(
     return jnp.mean(losses), jax.tree.map(lambda g: jnp.mean(g, axis=0), grads), new_states
 
 
+def _fresh_states(family, schedule, inner, meta_params, task_keys):
+    tx = learned_schedule(inner, schedule, meta_params["schedule"])
+    init = meta_params.get("init")
+    return jax.vmap(lambda k: _fresh_state(family, tx, k, init))(task_keys)
+
+
+def _select(mask: jax.Array, new: Any, old: Any) -> Any:
+    """Per slot (leading axis), `new` where `mask` else `old`."""
+    return jax.tree.map(
+        lambda n, o: jnp.where(mask.reshape(mask.shape + (1,) * (n.ndim - 1)), n, o), new, old
+    )
+
+
+def init_slots(
+    family: TaskFamily,
+    schedule: LSTMSchedule,
+    inner: optax.GradientTransformation,
+    meta_params: MetaParams,
+    key: jax.Array,
+    *,
+    num_tasks: int,
+    horizon: int,
+    unroll_length: int,
+    random_offsets: bool = True,
+) -> InnerState:
+    """Fresh task slots (leading axis `num_tasks`) for truncated meta-training.
+
+    With `random_offsets`, slot i is first advanced by a random number of truncations in
+    [0, horizon / unroll_length) with the schedule of `meta_params`, so that the slots reach the
+    horizon (and restart) at different meta steps instead of in lock-step.
+    """
+    k_tasks, k_offsets = jax.random.split(key)
+    task_keys = jax.random.split(k_tasks, num_tasks)
+    states = _fresh_states(family, schedule, inner, meta_params, task_keys)
+    n_trunc = horizon // unroll_length
+    if not random_offsets or n_trunc == 1:
+        return states
+
+    @jax.jit
+    def advance(states, active):
+        def one(state):
+            return truncation_loss(meta_params, state, family, schedule, inner, unroll_length)[1]
+
+        return _select(active, jax.vmap(one)(states), states)
+
+    offsets = jax.random.randint(k_offsets, (num_tasks,), 0, n_trunc)
+    for j in range(int(jnp.max(offsets))):
+        states = advance(states, offsets > j)
+    return states
+
+
 def meta_train(
     family: TaskFamily,
     schedule: LSTMSchedule,
@@ -270,7 +327,7 @@ def meta_train(
       meta_optimizer: default ``optax.adam(1e-3)``; gradients are clipped by value to
         `meta_clip` before it.
       meta_clip: clip value of the meta-gradient (learned_optimization uses 3.0).
-      objective: ``"mean_log_loss"`` or ``"final_loss"`` (see `truncation_loss`).
+      objective: one of `OBJECTIVES` (see `truncation_loss`).
       learn_init: meta-learn the initial params jointly (MAML-style; every task of the family
         must share the param structure).
       first_order: first-order meta-gradients (no second derivatives through inner gradients).
@@ -298,7 +355,7 @@ def meta_train(
     if not meta_clip > 0:
         raise ValueError(f"meta_train: meta_clip must be positive, got {meta_clip=}")
     start = time.perf_counter()
-    k_sched, k_init, k_tasks, k_offsets, key = jax.random.split(key, 5)
+    k_sched, k_init, k_tasks, key = jax.random.split(key, 4)
     if meta_params is None:
         meta_params = {"schedule": schedule.init_params(k_sched)}
         if learn_init:
@@ -311,29 +368,13 @@ def meta_train(
     meta_opt_state = meta_opt.init(meta_params)
 
     def fresh_states(mp, task_keys):
-        tx = learned_schedule(inner, schedule, mp["schedule"])
-        init = mp.get("init")
-        return jax.vmap(lambda k: _fresh_state(family, tx, k, init))(task_keys)
-
-    def select(mask, new, old):
-        return jax.tree.map(
-            lambda n, o: jnp.where(mask.reshape(mask.shape + (1,) * (n.ndim - 1)), n, o), new, old
-        )
-
-    @jax.jit
-    def advance(mp, states, active):
-        """Burn-in: runs one truncation without gradients on the active slots."""
-
-        def one(state):
-            return truncation_loss(mp, state, family, schedule, inner, unroll_length)[1]
-
-        return select(active, jax.vmap(one)(states), states)
+        return _fresh_states(family, schedule, inner, mp, task_keys)
 
     @jax.jit
     def meta_step(mp, opt_state, states, step_key):
         done = states.step >= horizon
         task_keys = jax.random.split(step_key, num_tasks)
-        states = select(done, fresh_states(mp, task_keys), states)
+        states = _select(done, fresh_states(mp, task_keys), states)
         loss, grads, states = meta_gradient(
             mp,
             states,
@@ -349,13 +390,17 @@ def meta_train(
         updates, opt_state = meta_opt.update(grads, opt_state, mp)
         return optax.apply_updates(mp, updates), opt_state, states, loss, grad_norm
 
-    states = fresh_states(meta_params, jax.random.split(k_tasks, num_tasks))
-    n_trunc = horizon // unroll_length
-    if random_offsets and n_trunc > 1:
-        offsets = jax.random.randint(k_offsets, (num_tasks,), 0, n_trunc)
-        for j in range(n_trunc - 1):
-            if bool(jnp.any(offsets > j)):
-                states = advance(meta_params, states, offsets > j)
+    states = init_slots(
+        family,
+        schedule,
+        inner,
+        meta_params,
+        k_tasks,
+        num_tasks=num_tasks,
+        horizon=horizon,
+        unroll_length=unroll_length,
+        random_offsets=random_offsets,
+    )
     history, grad_norms = [], []
     for i in range(num_meta_steps):
         key, step_key = jax.random.split(key)
@@ -376,7 +421,7 @@ def meta_train(
     )
 
 
-def evaluate(
+def loss_curves(
     family: TaskFamily,
     tx: optax.GradientTransformation,
     task_keys: jax.Array,
@@ -386,6 +431,9 @@ def evaluate(
     lr_of_state: Callable[[optax.OptState], jax.Array] | None = None,
 ) -> EvalResult:
     """Trains each task with `tx` for `horizon` steps and returns per-task loss curves.
+
+    Traceable (jit or vmap it, e.g. over a grid of learning rates); `evaluate` is the jitted
+    version returning NumPy arrays.
 
     Args:
       family: task key -> `Task`.
@@ -399,7 +447,7 @@ def evaluate(
         the state holds a `learned_schedule`, else the rates are NaN.
 
     Returns:
-      An `EvalResult` (NumPy arrays).
+      An `EvalResult` (JAX arrays).
     """
     tx = optax.with_extra_args_support(tx)
 
@@ -425,5 +473,35 @@ def evaluate(
         full = jnp.concatenate([full, task.full_loss(params)[None]])
         return full, losses, lrs
 
-    full, losses, lrs = jax.jit(jax.vmap(one))(task_keys)
-    return EvalResult(np.asarray(full), np.asarray(losses), np.asarray(lrs))
+    full, losses, lrs = jax.vmap(one)(task_keys)
+    return EvalResult(full, losses, lrs)
+
+
+def evaluate(
+    family: TaskFamily,
+    tx: optax.GradientTransformation,
+    task_keys: jax.Array,
+    horizon: int,
+    *,
+    init: optax.Params | None = None,
+    lr_of_state: Callable[[optax.OptState], jax.Array] | None = None,
+) -> EvalResult:
+    """`loss_curves`, jitted, with the curves as NumPy arrays.
+
+    Example:
+      >>> import jax, optax
+      >>> from lookahead_jax import meta, tasks
+      >>> from lookahead_jax.lstm_schedule import LSTMSchedule, learned_schedule
+      >>> schedule = LSTMSchedule(base_lr=1.0)
+      >>> tx = learned_schedule(optax.sgd(1.0), schedule, schedule.init_params(jax.random.key(0)))
+      >>> keys = jax.random.split(jax.random.key(1), 3)
+      >>> curves = meta.evaluate(tasks.quadratic_family(), tx, keys, horizon=50)
+      >>> curves.full_losses.shape, curves.lrs.shape
+      ((3, 51), (3, 50))
+    """
+    run = jax.jit(
+        lambda keys, init: loss_curves(
+            family, tx, keys, horizon, init=init, lr_of_state=lr_of_state
+        )
+    )
+    return EvalResult(*(np.asarray(x) for x in run(task_keys, init)))

@@ -61,7 +61,7 @@ def quadratic_family(
         log_kappa = jax.random.uniform(kc, (), maxval=np.log(max_condition))
         log_scale = jax.random.uniform(ks, (), minval=np.log(lo), maxval=np.log(hi))
         sigma = jnp.exp(0.5 * (log_scale - jnp.linspace(0.0, 1.0, dim) * log_kappa))
-        w = (u * sigma) @ v.T
+        w = (u * sigma[None, :]) @ v.T
         y = jax.random.normal(ky, (dim,))
 
         def loss(params, batch):
@@ -90,6 +90,12 @@ class MLP(nn.Module):
         for width in self.hidden:
             x = jnp.tanh(nn.Dense(width)(x))
         return nn.Dense(self.out)(x)
+
+
+def _cast(params: optax.Params, dtype: Any) -> optax.Params:
+    # Params take the dtype of the task's data: float64 under `jax_enable_x64`, where flax would
+    # otherwise keep float32 params.
+    return jax.tree.map(lambda p: p.astype(dtype), params)
 
 
 def _digits() -> tuple[np.ndarray, np.ndarray]:
@@ -164,7 +170,7 @@ def regression_family(
         freq = jax.random.uniform(kw, (num_frequencies,), minval=0.5, maxval=2.0)
         phase = jax.random.uniform(kp, (num_frequencies,), maxval=2 * np.pi)
         x = jax.random.uniform(kx, (num_train, 1), minval=-3.0, maxval=3.0)
-        y = jnp.sin(x * freq + phase) @ amp
+        y = jnp.sin(x * freq[None, :] + phase[None, :]) @ amp
 
         def loss(params, batch):
             xb, yb = batch
@@ -175,7 +181,7 @@ def regression_family(
             return x[i], y[i]
 
         return Task(
-            init_params=lambda key: model.init(key, x[:1]),
+            init_params=lambda key: _cast(model.init(key, x[:1]), x.dtype),
             loss=loss,
             sample_batch=sample_batch,
             full_loss=lambda params: loss(params, (x, y)),
@@ -209,7 +215,7 @@ def mlp_family(
 
         x_fixed = jax.random.normal(kx, (batch_size, in_features))
         return Task(
-            init_params=lambda key: model.init(key, x_fixed[:1]),
+            init_params=lambda key: _cast(model.init(key, x_fixed[:1]), x_fixed.dtype),
             loss=loss,
             sample_batch=sample_batch,
             full_loss=lambda params: loss(params, x_fixed),

@@ -1,0 +1,398 @@
+"""Tests of LSTMSchedule, learned_schedule, current_learning_rate and ExtraArgsTrainState."""
+
+import flax.linen as nn
+import hypothesis
+import hypothesis.strategies as st
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from lookahead_jax.lookahead import lookahead, slow_params
+from lookahead_jax.lstm_schedule import (
+    ExtraArgsTrainState,
+    LearnedScheduleState,
+    LSTMSchedule,
+    ScheduleCarry,
+    current_learning_rate,
+    learned_schedule,
+)
+
+BASE_LR = 0.05
+
+
+def trained_like_params(schedule, seed=0, out_scale=1.0):
+    """Params with a random (non-zero) output layer, as after meta-training."""
+    params = schedule.init_params(jax.random.key(seed))
+    k = jax.random.key(seed + 1)
+    out = params["params"]["out"]
+    out = {
+        "kernel": out_scale * jax.random.normal(k, out["kernel"].shape),
+        "bias": jnp.full_like(out["bias"], 0.3 * out_scale),
+    }
+    return {"params": {**params["params"], "out": out}}
+
+
+def quadratic(params):
+    return 0.5 * jnp.sum(params["w"] ** 2) + jnp.sum(params["b"] ** 2)
+
+
+# Explicit dtypes: a weakly typed leaf would make the first jitted call compile twice.
+PARAMS0 = {"w": jnp.array([1.0, -2.0, 3.0], jnp.float32), "b": jnp.array(0.5, jnp.float32)}
+
+
+def run(tx, steps=6, params=PARAMS0, jit=True):
+    state = tx.init(params)
+
+    def step(params, state):
+        loss, grads = jax.value_and_grad(quadratic)(params)
+        updates, state = tx.update(grads, state, params, value=loss)
+        return optax.apply_updates(params, updates), state
+
+    step = jax.jit(step) if jit else step
+    for _ in range(steps):
+        params, state = step(params, state)
+    return params, state
+
+
+def run_plain(tx, steps=6, params=PARAMS0):
+    state = tx.init(params)
+    for _ in range(steps):
+        grads = jax.grad(quadratic)(params)
+        updates, state = tx.update(grads, state, params)
+        params = optax.apply_updates(params, updates)
+    return params, state
+
+
+def assert_trees_close(a, b, rtol=1e-6, atol=1e-7):
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=rtol, atol=atol), a, b)
+
+
+# --- LSTMSchedule --------------------------------------------------------------------------------
+
+
+_JITTED_APPLY = {}
+
+
+def jitted_apply(schedule):
+    if schedule not in _JITTED_APPLY:
+        _JITTED_APPLY[schedule] = jax.jit(schedule.apply)
+    return _JITTED_APPLY[schedule]
+
+
+@hypothesis.settings(deadline=None, max_examples=30)
+@hypothesis.given(
+    losses=st.lists(
+        st.floats(1e-6, 1e6) | st.sampled_from([np.nan, np.inf, -np.inf, 0.0, -1.0]),
+        min_size=1,
+        max_size=8,
+    ),
+    base_lr=st.sampled_from([1e-5, 0.05, 0.7, 3.0]),
+)
+def test_untrained_schedule_is_exactly_base_lr(losses, base_lr):
+    schedule = LSTMSchedule(base_lr=base_lr)
+    apply = jitted_apply(schedule)
+    params = schedule.init_params(jax.random.key(0))
+    carry = schedule.initial_carry()
+    for loss in losses:
+        carry, lr = apply(params, carry, jnp.float32(loss), jnp.float32(1.0))
+        assert lr == jnp.float32(base_lr)
+
+
+def test_trained_schedule_depends_on_the_loss_and_stays_in_bounds():
+    schedule = LSTMSchedule(base_lr=BASE_LR, min_lr=1e-4, max_lr=0.1)
+    for out_scale in (3.0, 300.0):  # 300 saturates the tanh
+        params = trained_like_params(schedule, out_scale=out_scale)
+        carry, _ = schedule.apply(params, schedule.initial_carry(), jnp.float32(1.0), 1.0)
+        lrs = []
+        for loss in (1.0, 10.0, 0.01):
+            _, lr = schedule.apply(params, carry, jnp.float32(loss), jnp.float32(1.0))
+            lrs.append(float(lr))
+            assert 1e-4 * (1 - 1e-6) <= lr <= 0.1 * (1 + 1e-6)  # float32 rounding of exp
+        if out_scale == 3.0:
+            assert len(set(lrs)) == 3  # the rate reacts to the loss
+            assert BASE_LR not in lrs
+
+
+@pytest.mark.parametrize("z", [-50.0, -3.0, -0.1, 0.0, 0.1, 3.0, 50.0])
+def test_output_map_is_bounded_and_monotone(z):
+    schedule = LSTMSchedule(base_lr=0.01, min_lr=1e-3, max_lr=1.0)
+    lr = schedule.lr_from_output(jnp.float32(z))
+    assert 1e-3 * (1 - 1e-6) <= lr <= 1.0 * (1 + 1e-6)
+    dz = jax.grad(lambda z: jnp.log(schedule.lr_from_output(z)))(jnp.float32(z))
+    assert dz >= 0 and np.isfinite(dz)
+    if abs(z) < 5:
+        assert dz > 0  # smooth, no hard clamp: gradients flow
+
+
+def test_output_map_reaches_both_bounds():
+    schedule = LSTMSchedule(base_lr=0.01, min_lr=1e-3, max_lr=1.0)
+    np.testing.assert_allclose(schedule.lr_from_output(jnp.float32(20.0)), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(schedule.lr_from_output(jnp.float32(-20.0)), 1e-3, rtol=1e-5)
+
+
+def test_nonfinite_loss_does_not_poison_the_carry():
+    schedule = LSTMSchedule(base_lr=BASE_LR)
+    params = trained_like_params(schedule)
+    carry = schedule.initial_carry()
+    for loss in (2.0, 1.5):
+        carry, _ = schedule.apply(params, carry, jnp.float32(loss), jnp.float32(0.5))
+    for bad_loss, bad_gnorm in ((np.nan, 0.5), (np.inf, 0.5), (1.0, np.nan), (-np.inf, np.inf)):
+        new_carry, lr = schedule.apply(params, carry, jnp.float32(bad_loss), jnp.float32(bad_gnorm))
+        assert all(bool(jnp.all(jnp.isfinite(x))) for x in new_carry)
+        assert np.isfinite(lr)
+        # Running statistics skip the bad step; only the LSTM state and step count move on.
+        for name in ("n_finite", "log_loss_avg", "log_loss_init", "log_gnorm_avg"):
+            assert getattr(new_carry, name) == getattr(carry, name)
+        assert new_carry.count == carry.count + 1
+        # ... and the gradient w.r.t. the params is finite too (no NaN leaking backwards).
+        grads = jax.grad(
+            lambda p, c=carry, bl=bad_loss, bg=bad_gnorm: schedule.apply(
+                p, c, jnp.float32(bl), jnp.float32(bg)
+            )[1]
+        )(params)
+        assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+
+
+def test_nonfinite_first_loss_leaves_statistics_unset():
+    schedule = LSTMSchedule(base_lr=BASE_LR)
+    params = schedule.init_params(jax.random.key(0))
+    carry, _ = schedule.apply(params, schedule.initial_carry(), jnp.float32(np.nan), 1.0)
+    assert carry.n_finite == 0
+    carry, _ = schedule.apply(params, carry, jnp.float32(4.0), jnp.float32(2.0))
+    assert carry.n_finite == 1
+    np.testing.assert_allclose(carry.log_loss_init, np.log(4.0), rtol=1e-6)
+    np.testing.assert_allclose(carry.log_gnorm_init, np.log(2.0), rtol=1e-6)
+
+
+def test_features_are_clipped_and_scale_free():
+    schedule = LSTMSchedule(base_lr=BASE_LR, feature_clip=3.0)
+    carry = schedule.initial_carry()
+    feats, carry = schedule.features(carry, jnp.float32(1.0), jnp.float32(1.0))
+    feats, _ = schedule.features(carry, jnp.float32(1e9), jnp.float32(1e-9))
+    assert feats.shape == (LSTMSchedule.num_features,)
+    assert bool(jnp.all(jnp.abs(feats) <= 3.0))
+    # Scaling loss and gradient norm of a whole trajectory leaves the relative features alone.
+    trajectories = []
+    for scale in (1.0, 1000.0):
+        c = schedule.initial_carry()
+        for loss in (4.0, 2.0, 3.0):
+            f, c = schedule.features(c, jnp.float32(scale * loss), jnp.float32(scale * loss))
+        trajectories.append(f[:4])
+    np.testing.assert_allclose(trajectories[0], trajectories[1], atol=1e-5)
+
+
+def test_carry_order_is_flax_c_then_h():
+    schedule = LSTMSchedule(base_lr=BASE_LR, hidden_size=4)
+    params = trained_like_params(schedule)
+    carry = schedule.initial_carry()
+    new_carry, _ = schedule.apply(params, carry, jnp.float32(1.0), jnp.float32(1.0))
+    feats, _ = schedule.features(carry, jnp.float32(1.0), jnp.float32(1.0))
+    cell = nn.OptimizedLSTMCell(4)
+    (c, h), _ = cell.apply({"params": params["params"]["lstm"]}, (carry.c, carry.h), feats)
+    np.testing.assert_allclose(new_carry.c, c, rtol=1e-6)
+    np.testing.assert_allclose(new_carry.h, h, rtol=1e-6)
+    assert ScheduleCarry._fields[:2] == ("c", "h")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"base_lr": -1.0}, "base_lr"),
+        ({"base_lr": 0.0}, "base_lr"),
+        ({"base_lr": float("nan")}, "base_lr"),
+        ({"base_lr": 0.1, "min_lr": 0.1}, "min_lr < base_lr < max_lr"),
+        ({"base_lr": 0.1, "max_lr": 0.05}, "min_lr < base_lr < max_lr"),
+        ({"base_lr": 0.1, "min_lr": -1.0}, "positive"),
+        ({"base_lr": 0.1, "hidden_size": 0}, "hidden_size"),
+        ({"base_lr": 0.1, "avg_decay": 1.0}, "avg_decay"),
+        ({"base_lr": 0.1, "feature_clip": 0.0}, "feature_clip"),
+    ],
+)
+def test_invalid_hyperparameters_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        LSTMSchedule(**kwargs)
+
+
+def test_non_numeric_hyperparameters_raise_type_error():
+    with pytest.raises(TypeError, match="base_lr"):
+        LSTMSchedule(base_lr="0.1")
+    with pytest.raises(TypeError, match="hidden_size"):
+        LSTMSchedule(base_lr=0.1, hidden_size=2.5)
+
+
+# --- learned_schedule ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("inner", "reference"),
+    [
+        (optax.sgd(1.0), optax.sgd(BASE_LR)),
+        (optax.sgd(1.0, momentum=0.9), optax.sgd(BASE_LR, momentum=0.9)),
+        (optax.adam(1.0), optax.adam(BASE_LR)),
+    ],
+)
+def test_untrained_learned_schedule_matches_constant_rate(inner, reference):
+    schedule = LSTMSchedule(base_lr=BASE_LR)
+    tx = learned_schedule(inner, schedule, schedule.init_params(jax.random.key(0)))
+    params, state = run(tx)
+    expected, _ = run_plain(reference)
+    assert_trees_close(params, expected, rtol=1e-5)
+    assert current_learning_rate(state) == jnp.float32(BASE_LR)
+
+
+def test_trained_schedule_scales_updates_by_the_emitted_rate():
+    schedule = LSTMSchedule(base_lr=BASE_LR)
+    sp = trained_like_params(schedule)
+    tx = learned_schedule(optax.sgd(1.0), schedule, sp)
+    state = tx.init(PARAMS0)
+    loss, grads = jax.value_and_grad(quadratic)(PARAMS0)
+    updates, state = tx.update(grads, state, PARAMS0, value=loss)
+    _, lr = schedule.apply(sp, schedule.initial_carry(), loss, optax.tree.norm(grads))
+    assert lr != jnp.float32(BASE_LR)
+    assert current_learning_rate(state) == lr
+    assert_trees_close(updates, jax.tree.map(lambda g: -lr * g, grads))
+
+
+def test_missing_value_raises_clear_error():
+    schedule = LSTMSchedule(base_lr=BASE_LR)
+    tx = learned_schedule(optax.sgd(1.0), schedule, schedule.init_params(jax.random.key(0)))
+    state = tx.init(PARAMS0)
+    with pytest.raises(ValueError, match="value=loss"):
+        tx.update(PARAMS0, state, PARAMS0)
+
+
+def test_bad_arguments_raise():
+    schedule = LSTMSchedule(base_lr=BASE_LR)
+    sp = schedule.init_params(jax.random.key(0))
+    with pytest.raises(TypeError, match="LSTMSchedule"):
+        learned_schedule(optax.sgd(1.0), lambda t: 0.1, sp)
+    with pytest.raises(TypeError, match="GradientTransformation"):
+        learned_schedule(0.1, schedule, sp)
+
+
+def test_forwards_and_ignores_extra_args():
+    seen = {}
+
+    def update(updates, state, params=None, **extra):
+        seen.update(extra)
+        return updates, state
+
+    inner = optax.GradientTransformationExtraArgs(lambda p: optax.EmptyState(), update)
+    schedule = LSTMSchedule(base_lr=BASE_LR)
+    tx = learned_schedule(inner, schedule, schedule.init_params(jax.random.key(0)))
+    tx.update(PARAMS0, tx.init(PARAMS0), PARAMS0, value=jnp.float32(1.0), unknown=3)
+    assert seen == {"value": 1.0, "unknown": 3}
+    # A plain GradientTransformation as inner simply ignores them.
+    tx = learned_schedule(optax.sgd(1.0), schedule, schedule.init_params(jax.random.key(0)))
+    tx.update(PARAMS0, tx.init(PARAMS0), PARAMS0, value=jnp.float32(1.0), unknown=3)
+
+
+def test_dtypes_are_preserved():
+    schedule = LSTMSchedule(base_lr=BASE_LR)
+    tx = learned_schedule(optax.sgd(1.0), schedule, schedule.init_params(jax.random.key(0)))
+    params = {"w": jnp.ones(3, jnp.bfloat16)}
+    updates, state = tx.update(params, tx.init(params), params, value=jnp.bfloat16(1.0))
+    assert updates["w"].dtype == jnp.bfloat16
+    assert state.lr.dtype == jnp.float32
+
+
+def test_float64_schedule_params_give_float64_carry(x64):
+    schedule = LSTMSchedule(base_lr=BASE_LR)
+    sp = jax.tree.map(lambda x: x.astype(jnp.float64), schedule.init_params(jax.random.key(0)))
+    tx = learned_schedule(optax.sgd(1.0), schedule, sp)
+    params = {"w": jnp.ones(3, jnp.float64)}
+    _, state = tx.update(params, tx.init(params), params, value=jnp.float64(1.0))
+    assert state.carry.h.dtype == jnp.float64 and state.lr.dtype == jnp.float64
+
+
+def test_no_recompilation_and_jit_matches_eager():
+    schedule = LSTMSchedule(base_lr=BASE_LR)
+    tx = learned_schedule(optax.adam(1.0), schedule, trained_like_params(schedule))
+    eager, _ = run(tx, steps=3, jit=False)
+    jitted, _ = run(tx, steps=3, jit=True)
+    assert_trees_close(eager, jitted, rtol=1e-5)
+    step = jax.jit(lambda p, s: tx.update(p, s, p, value=quadratic(p)))
+    state = tx.init(PARAMS0)
+    _, state = step(PARAMS0, state)
+    _, state = step(PARAMS0, state)
+    assert step._cache_size() == 1
+
+
+def test_differentiable_wrt_schedule_params():
+    schedule = LSTMSchedule(base_lr=BASE_LR)
+
+    def final_loss(sp):
+        params, _ = run(learned_schedule(optax.sgd(1.0), schedule, sp), steps=5, jit=False)
+        return quadratic(params)
+
+    sp = trained_like_params(schedule, out_scale=0.5)
+    grads = jax.grad(final_loss)(sp)
+    leaves = jax.tree.leaves(grads)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
+    assert bool(jnp.any(grads["params"]["out"]["bias"] != 0))
+    assert bool(jnp.any(grads["params"]["lstm"]["hi"]["kernel"] != 0))
+    # A larger output bias raises the rate, and on this quadratic (lr << 1) that lowers the loss.
+    assert grads["params"]["out"]["bias"][0] < 0
+
+
+def test_current_learning_rate_in_wrappers_and_errors():
+    schedule = LSTMSchedule(base_lr=BASE_LR)
+    sp = schedule.init_params(jax.random.key(0))
+    tx = optax.chain(optax.clip(1.0), learned_schedule(optax.sgd(1.0), schedule, sp))
+    _, state = run(tx, steps=2)
+    assert current_learning_rate(state) == jnp.float32(BASE_LR)
+    with pytest.raises(ValueError, match="current_learning_rate: no LearnedScheduleState"):
+        current_learning_rate(optax.sgd(0.1).init(PARAMS0))
+
+
+def test_inside_lookahead_schedules_the_fast_steps():
+    schedule = LSTMSchedule(base_lr=BASE_LR)
+    sp = schedule.init_params(jax.random.key(0))
+    tx = lookahead(learned_schedule(optax.sgd(1.0), schedule, sp), sync_period=3)
+    params, state = run(tx, steps=7)
+    expected, expected_state = run_plain(lookahead(optax.sgd(BASE_LR), sync_period=3), steps=7)
+    assert_trees_close(params, expected, rtol=1e-5)
+    assert_trees_close(slow_params(state), slow_params(expected_state), rtol=1e-5)
+    assert current_learning_rate(state) == jnp.float32(BASE_LR)
+    # The schedule saw one loss per fast step.
+    inner = state.inner_state
+    assert isinstance(inner, LearnedScheduleState) and inner.carry.count == 7
+
+
+def test_around_lookahead_scales_the_whole_update():
+    schedule = LSTMSchedule(base_lr=BASE_LR)
+    sp = schedule.init_params(jax.random.key(0))
+    tx = learned_schedule(lookahead(optax.sgd(1.0), sync_period=3), schedule, sp)
+    params, state = run(tx, steps=7)
+    reference = optax.chain(lookahead(optax.sgd(1.0), sync_period=3), optax.scale(BASE_LR))
+    expected, expected_state = run_plain(reference, steps=7)
+    assert_trees_close(params, expected, rtol=1e-5)
+    assert_trees_close(slow_params(state), slow_params(expected_state), rtol=1e-5)
+    assert current_learning_rate(state) == jnp.float32(BASE_LR)
+
+
+def test_extra_args_train_state():
+    schedule = LSTMSchedule(base_lr=BASE_LR)
+    tx = lookahead(learned_schedule(optax.adam(1.0), schedule, trained_like_params(schedule)))
+    state = ExtraArgsTrainState.create(apply_fn=quadratic, params=PARAMS0, tx=tx)
+
+    @jax.jit
+    def train_step(state):
+        loss, grads = jax.value_and_grad(state.apply_fn)(state.params)
+        return state.apply_gradients(grads=grads, value=loss), loss
+
+    losses = []
+    for _ in range(10):
+        state, loss = train_step(state)
+        losses.append(float(loss))
+    assert state.step == 10 and losses[-1] < losses[0]
+    expected, _ = run(tx, steps=10)
+    assert_trees_close(state.params, expected, rtol=1e-5)
+    lr = current_learning_rate(state.opt_state)
+    assert 0 < lr and lr != jnp.float32(BASE_LR)
+    # Other keywords are still replaced as in Flax.
+    loss, grads = jax.value_and_grad(quadratic)(state.params)
+    state = state.apply_gradients(grads=grads, value=loss, apply_fn=None)
+    assert state.apply_fn is None
