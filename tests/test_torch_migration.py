@@ -122,10 +122,10 @@ def markdown_table(rows=MIGRATION) -> str:
         torch_code = f"`{row.torch}`"
         if row.scheduler:
             torch_code += f" + `{row.scheduler}`"
-        if row.averaged:
-            torch_code += f" + `{row.averaged}`"
         if row.swalr:
-            torch_code += f" + `{row.swalr}` when `i > swa_start`"
+            torch_code += f"; from `i > swa_start`: `{row.swalr}` steps instead"
+        if row.averaged:
+            torch_code += f" and `{row.averaged}` runs `update_parameters(model)`"
         jax_code = f"`{row.jax}`"
         if row.averaged:
             jax_code += "; evaluate `averaged_params(state)`"
