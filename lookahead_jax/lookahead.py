@@ -38,6 +38,36 @@ def _slow_target(u, p, s, alpha):
     return s_wide + jnp.asarray(alpha, dtype) * (p.astype(dtype) + u.astype(dtype) - s_wide)
 
 
+def _check_float_params(params: optax.Params) -> None:
+    """Slow weights of an integer, boolean or key leaf would be silently truncated: refuse them."""
+    for path, p in jax.tree_util.tree_leaves_with_path(params):
+        dtype = p.dtype if hasattr(p, "dtype") else jnp.result_type(p)  # key arrays have .dtype
+        if not jnp.issubdtype(dtype, jnp.inexact):
+            raise TypeError(
+                f"lookahead: params must be floating point, got dtype {dtype} at "
+                f"params{jax.tree_util.keystr(path)}. Keep integer, boolean and PRNG-key leaves "
+                "out of the optimizer, e.g. optax.multi_transform({'train': lookahead(...), "
+                "'frozen': optax.set_to_zero()}, labels)."
+            )
+
+
+def _check_updates_match(updates: optax.Updates, params: optax.Params) -> None:
+    """The gradients must be shaped like the params (a broadcast would reshape the params)."""
+    if jax.tree.structure(updates) != jax.tree.structure(params):
+        raise ValueError(
+            "lookahead: the updates (gradients) must have the tree structure of the params; got "
+            f"{jax.tree.structure(updates)} for params {jax.tree.structure(params)}"
+        )
+    for (path, u), p in zip(
+        jax.tree_util.tree_leaves_with_path(updates), jax.tree.leaves(params), strict=True
+    ):
+        if jnp.shape(u) != jnp.shape(p):
+            raise ValueError(
+                f"lookahead: the update at {jax.tree_util.keystr(path)} has shape "
+                f"{jnp.shape(u)} but the param has shape {jnp.shape(p)}"
+            )
+
+
 def _check_step_size(slow_step_size: Any) -> optax.Schedule:
     if callable(slow_step_size):
         return slow_step_size
@@ -89,6 +119,9 @@ def lookahead(
       slow_dtype: dtype of the slow weights (e.g. `jnp.float32` under bfloat16 params); `None`
         keeps each param's dtype. Updates always come back in the dtype of the inner updates.
 
+    Params must be floating point (a `TypeError` names any integer, boolean or key leaf), and the
+    updates passed to `update` must have the structure and shapes of the params (`ValueError`).
+
     Returns:
       An `optax.GradientTransformationExtraArgs`. Its `update` requires `params`.
 
@@ -115,11 +148,16 @@ def lookahead(
         raise ValueError(f"lookahead: sync_period must be an int >= 1, got {sync_period=}")
     k = int(sync_period)
     step_size_fn = _check_step_size(slow_step_size)
+    if slow_dtype is not None and not jnp.issubdtype(jnp.dtype(slow_dtype), jnp.inexact):
+        raise TypeError(
+            f"lookahead: slow_dtype must be a floating dtype or None, got {slow_dtype=}"
+        )
     # The counter wraps from the largest multiple of k back to one past the previous multiple, so
     # the sync phase survives arbitrarily long runs and the count never overflows int32.
     wrap_at = (_INT32_MAX // k) * k
 
     def init_fn(params: optax.Params) -> LookaheadState:
+        _check_float_params(params)
         # A fresh buffer even when the dtype is unchanged: the slow weights must never alias the
         # params, or jitting the step with both donated fails ("donate the same buffer twice").
         slow = jax.tree.map(lambda p: jnp.array(p, dtype=slow_dtype, copy=True), params)
@@ -138,6 +176,7 @@ def lookahead(
                 "lookahead: update needs the current params (the fast weights) to move them onto "
                 "the slow weights at a sync; call tx.update(grads, state, params)."
             )
+        _check_updates_match(updates, params)
         fast_updates, inner_state = inner.update(updates, state.inner_state, params, **extra_args)
         count = jnp.where(state.count >= wrap_at, state.count - k + 1, state.count + 1)
         sync = count % k == 0
@@ -175,7 +214,9 @@ def lookahead(
 
         if reset_inner_state:
             # A cond, not a select: off-sync the state passes through without being rewritten.
-            inner_state = jax.lax.cond(sync, lambda: inner.init(slow), lambda: inner_state)
+            # On a sync the new params are the slow weights in the param dtypes: initialising
+            # there (not at `slow`, which may be wider) keeps the inner state's dtypes.
+            inner_state = jax.lax.cond(sync, lambda: inner.init(new_params), lambda: inner_state)
         return new_updates, LookaheadState(inner_state=inner_state, slow=slow, count=count)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
