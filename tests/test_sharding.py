@@ -1,0 +1,101 @@
+"""Sharded training on 8 host CPU devices: FSDP-style and data-parallel layouts over a Mesh.
+
+The checks live in `tests/_scripts/sharded_checks.py`, run once in a subprocess (the device count
+is an XLA flag that must be set before jax starts). For each transformation:
+
+- `<name>:init`: `tx.init` on FSDP-sharded params, eagerly and jitted, under Explicit and Auto mesh
+  axes, gives every state leaf that mirrors a param that param's sharding, replicates the rest
+  (counters), and gives each leaf its own buffer (so the step can be donated).
+- `<name>:train`: from a state placed by `optax.tree_map_params`, the jitted, donated train step
+  keeps every param and state leaf on its sharding for several steps (Lookahead syncs included),
+  compiles no more after the second step, and matches a one-device run (float64, so only the
+  reduction order of the batch mean differs).
+
+`meta_gradient_tasks_sharded`: meta-training's batch of tasks split across the devices by the
+caller (tasks sharded, meta-params replicated), equal to the unsharded meta step.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).parent / "_scripts" / "sharded_checks.py"
+TIMEOUT_S = 600
+
+TRANSFORMATIONS = [
+    "lookahead_adamw",
+    "lookahead_optax_adam_reset_bf16_params_f32_slow",
+    "sgd_nesterov_wd",
+    "adam_amsgrad",
+    "adamw",
+    "bert_adamw",
+    "rmsprop_centered_momentum",
+    "adagrad",
+    "average_ema_of_lookahead_sgd",
+    "lookahead_learned_schedule",
+]
+
+# Known defects outside lookahead.py, reported to their owners; strict, so a fix is noticed.
+OPTIMIZERS_INIT = pytest.mark.xfail(
+    strict=True,
+    reason="optimizers._zeros/adagrad init build buffers with jnp.zeros(shape)/jnp.full(shape): "
+    "moments start replicated (eager and jitted), not sharded like their params",
+)
+CARRY_ALIASES = pytest.mark.xfail(
+    strict=True,
+    reason="LSTMSchedule.initial_carry reuses one zeros array for c and h (and for the scalars): "
+    "an eagerly initialised state cannot be donated ('donate the same buffer twice')",
+)
+KNOWN = {
+    **{
+        f"{name}:init": OPTIMIZERS_INIT
+        for name in [
+            "lookahead_adamw",
+            "sgd_nesterov_wd",
+            "adam_amsgrad",
+            "adamw",
+            "bert_adamw",
+            "rmsprop_centered_momentum",
+            "adagrad",
+        ]
+    },
+    "lookahead_learned_schedule:init": CARRY_ALIASES,
+}
+
+CHECKS = [
+    pytest.param(name, marks=KNOWN.get(name, ()), id=name)
+    for name in [f"{t}:{kind}" for t in TRANSFORMATIONS for kind in ("init", "train")]
+    + ["meta_gradient_tasks_sharded"]
+]
+
+
+@pytest.fixture(scope="module")
+def results():
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env["JAX_PLATFORMS"] = "cpu"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        env=env,
+        check=False,
+    )
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        pytest.fail(f"{SCRIPT.name} exited with {proc.returncode}:\n{proc.stderr[-4000:]}")
+    return json.loads(lines[-1])
+
+
+def test_every_check_ran(results):
+    assert sorted(results) == sorted(p.values[0] for p in CHECKS)
+
+
+@pytest.mark.parametrize("name", CHECKS)
+def test_sharded(results, name):
+    if results[name] != "ok":
+        pytest.fail(results[name], pytrace=False)
