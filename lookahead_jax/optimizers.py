@@ -311,13 +311,13 @@ def _adam_family(
     _check_nonnegative(caller, "eps", eps)
     _check_beta(caller, "b1", b1)
     _check_beta(caller, "b2", b2)
+    has_decay = not _is_python_zero(weight_decay)
     if check_weight_decay:
         _check_nonnegative(caller, "weight_decay", weight_decay)
-    else:
-        _concrete(caller, "weight_decay", weight_decay)
+    elif (wd := _concrete(caller, "weight_decay", weight_decay)) is not None and wd <= 0:
+        has_decay = False  # HuggingFace decays only `if weight_decay > 0.0`
     mu_dtype = _check_dtype(caller, "mu_dtype", mu_dtype)
     nu_dtype = _check_dtype(caller, "nu_dtype", nu_dtype)
-    has_decay = not _is_python_zero(weight_decay)
 
     def init_fn(params: optax.Params) -> AdamState:
         return AdamState(
@@ -557,7 +557,8 @@ def bert_adamw(
       b1: beta_1 in [0, 1).
       b2: beta_2 in [0, 1).
       eps: epsilon >= 0 (default 1e-6, HuggingFace's).
-      weight_decay: lambda, the decoupled decay rate. HuggingFace does not validate it, nor do we.
+      weight_decay: lambda, the decoupled decay rate. HuggingFace does not validate it and decays
+        only when it is > 0; so do we.
       correct_bias: fold Adam's bias corrections into the step size.
       mask: which params decay (optax's `masked` convention, see `adamw`); BERT excluded biases
         and LayerNorm weights.

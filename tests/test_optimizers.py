@@ -439,7 +439,13 @@ def test_torch_raises_on_the_same_grid():
 def test_valid_edge_values_are_accepted():
     sgd(0.0, momentum=0.0, dampening=-1.0)  # torch accepts a negative dampening
     adam(0.0, b1=0.0, b2=0.0, eps=0.0, weight_decay=0.0)
-    bert_adamw(1e-3, weight_decay=-0.1)  # HuggingFace does not check it
+    # HuggingFace does not check the weight decay, and skips the decay unless it is > 0.
+    params = {"w": jnp.array([1.0, -2.0])}
+    negative, zero = bert_adamw(0.1, weight_decay=-0.5), bert_adamw(0.1)
+    chex.assert_trees_all_equal(
+        negative.update(params, negative.init(params), params)[0],
+        zero.update(params, zero.init(params), params)[0],
+    )
     rmsprop(0.0, alpha=0.0)
     adagrad(0.0, eps=0.0)
     adamw(optax.cosine_decay_schedule(1e-3, 100))  # a schedule is a callable
