@@ -16,7 +16,12 @@ EXAMPLES = {
   lookahead-jax compare
   lookahead-jax compare --dataset wine --epochs 30 --seeds 0 1 2
   lookahead-jax compare --optimizers optax.adam:learning_rate=3e-3 optax.sgd --sync-period 10
-  lookahead-jax compare --json --quiet > results.json""",
+  lookahead-jax compare --json --quiet > results.json
+  lookahead-jax compare --model cnn --epochs 10 --out runs/cnn; lookahead-jax compare --resume""",
+    "robustness": """examples:
+  lookahead-jax robustness
+  lookahead-jax robustness --optimizer optax.adam --lrs 1e-4 1e-3 1e-2 1e-1
+  lookahead-jax robustness --sync-periods 5 10 --slow-step-sizes 0.5 0.8 --seeds 0 1 2""",
 }
 
 
@@ -37,6 +42,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0.0 and np.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -54,6 +69,7 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for sharing
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -94,17 +110,60 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--sync-period", type=_positive_int, default=5, help="k (default 5)")
     compare.add_argument("--slow-step-size", type=_fraction, default=0.5, help="alpha (0.5)")
-    compare.add_argument("--epochs", type=_positive_int, default=20)
-    compare.add_argument("--batch-size", type=_positive_int, default=64)
-    compare.add_argument(
-        "--hidden", type=_positive_int, nargs="+", default=[64, 64], help="hidden widths"
-    )
-    compare.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    compare.add_argument("--out", type=Path, default=None, help="folder for results.json")
-    compare.add_argument("--json", action="store_true", help="print the results as JSON")
-    compare.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_training_args(compare, epochs=20, seeds=[0, 1, 2], out="runs/compare")
     compare.set_defaults(run=run_compare)
+
+    robustness = sub.add_parser(
+        "robustness",
+        help="sweep the inner learning rate with and without Lookahead",
+        description="The Lookahead paper's robustness experiment in small: trains with each inner "
+        "learning rate, without Lookahead and with each (sync period, slow step size), and "
+        "plots the final train loss against the learning rate.",
+        epilog=EXAMPLES["robustness"],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    robustness.add_argument("--dataset", choices=DATASETS, default="digits")
+    robustness.add_argument(
+        "--optimizer",
+        default="optax.sgd",
+        metavar="NAME[:KEY=VALUE,...]",
+        help=f"the inner optimizer, from: {', '.join(OPTIMIZERS)} (default: %(default)s)",
+    )
+    robustness.add_argument(
+        "--lrs",
+        type=_positive_float,
+        nargs="+",
+        default=[0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
+        help="inner learning rates to sweep (default: %(default)s)",
+    )
+    robustness.add_argument("--sync-periods", type=_positive_int, nargs="+", default=[5])
+    robustness.add_argument("--slow-step-sizes", type=_fraction, nargs="+", default=[0.5])
+    _add_training_args(robustness, epochs=10, seeds=[0, 1], out="runs/robustness")
+    robustness.set_defaults(run=run_robustness)
     return parser
+
+
+def _add_training_args(p: argparse.ArgumentParser, epochs: int, seeds: list, out: str) -> None:
+    from lookahead_jax.training import MODELS
+
+    p.add_argument("--model", choices=MODELS, default="mlp", help="cnn: digits only")
+    p.add_argument("--hidden", type=_positive_int, nargs="+", default=[64, 64], help="MLP widths")
+    p.add_argument("--epochs", type=_positive_int, default=epochs)
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--seeds", type=int, nargs="+", default=seeds)
+    p.add_argument(
+        "--out", type=Path, default=Path(out), help="output folder (default: %(default)s)"
+    )
+    p.add_argument(
+        "--checkpoint-every", type=_positive_int, default=5, help="epochs between checkpoints"
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the runs checkpointed in --out (default: start them afresh)",
+    )
+    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _progress(quiet: bool):
@@ -124,97 +183,208 @@ def _mean_sd(values: np.ndarray) -> str:
     return f"{values.mean():.4f} ± {values.std():.4f}"
 
 
-def run_compare(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
+def _load_data_and_model(args: argparse.Namespace):
     from lookahead_jax.data import load_dataset
-    from lookahead_jax.lookahead import lookahead
-    from lookahead_jax.optimizer_specs import build_optimizer, parse_optimizer
-    from lookahead_jax.training import train_classifier
+    from lookahead_jax.training import make_model
 
-    try:
-        parsed = [parse_optimizer(spec) for spec in args.optimizers]
-    except ValueError as e:
-        raise _UsageError(str(e)) from None
     data = load_dataset(args.dataset)
     if args.batch_size > len(data.x_train):
         raise _UsageError(
             f"--batch-size must be in [1, {len(data.x_train)}] for {args.dataset}, "
             f"got {args.batch_size}"
         )
-    runs: list[tuple[str, Any]] = []
-    for (name, kwargs), spec in zip(parsed, args.optimizers, strict=True):
-        try:
-            inner = build_optimizer(name, kwargs)
-        except (TypeError, ValueError) as e:
-            raise _UsageError(f"optimizer {spec!r}: {e}") from None
-        if args.lookahead in ("both", "off"):
-            runs.append((spec, inner))
-        if args.lookahead in ("both", "on"):
-            tx = lookahead(inner, args.sync_period, args.slow_step_size)
-            runs.append((f"lookahead({spec})", tx))
+    try:
+        model = make_model(args.model, data, args.hidden)
+    except ValueError as e:
+        raise _UsageError(str(e).removeprefix("make_model: ")) from None
+    return data, model
+
+
+def _build(spec: str, **overrides: Any):
+    from lookahead_jax.optimizer_specs import build_optimizer, parse_optimizer
+
+    try:
+        name, kwargs = parse_optimizer(spec)
+        return build_optimizer(name, {**kwargs, **overrides})
+    except (TypeError, ValueError) as e:
+        raise _UsageError(
+            str(e) if str(e).startswith(("unknown", "optimizer")) else f"optimizer {spec!r}: {e}"
+        ) from None
+
+
+def _safe_name(label: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in label)
+
+
+def _train_all(args: argparse.Namespace, runs: list[tuple[str, Any]], data, model) -> list[dict]:
+    """Trains each (label, optimizer) run with a progress bar and checkpoints under --out."""
+    import shutil
+
+    from lookahead_jax.training import train_classifier
 
     results = []
     with _progress(args.quiet or args.json) as progress:
         for label, tx in runs:
             task = progress.add_task(label, total=args.epochs)
+            ckpt = args.out / "checkpoints" / _safe_name(label)
+            if not args.resume and ckpt.exists():
+                shutil.rmtree(ckpt)  # a fresh run must not pick up an old one's checkpoints
             history = train_classifier(
                 tx,
                 data,
-                hidden=args.hidden,
+                model=model,
                 epochs=args.epochs,
                 batch_size=args.batch_size,
                 seeds=args.seeds,
                 on_epoch=lambda e, task=task: progress.update(task, completed=e),
+                checkpoint_dir=ckpt,
+                checkpoint_every=args.checkpoint_every,
             )
-            results.append({"optimizer": label, "history": history})
+            results.append(
+                {
+                    "optimizer": label,
+                    "final_train_loss": history.train_loss[:, -1].tolist(),
+                    "final_test_loss": history.test_loss[:, -1].tolist(),
+                    "final_test_accuracy": history.test_accuracy[:, -1].tolist(),
+                    "seconds_per_epoch": history.seconds_per_epoch,
+                    "train_loss": history.train_loss.tolist(),
+                    "test_loss": history.test_loss.tolist(),
+                    "test_accuracy": history.test_accuracy.tolist(),
+                }
+            )
+    return results
 
-    report = {
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {
         "dataset": args.dataset,
+        "model": args.model,
+        "hidden": args.hidden if args.model == "mlp" else None,
         "epochs": args.epochs,
         "batch_size": args.batch_size,
-        "hidden": args.hidden,
         "seeds": args.seeds,
+    }
+
+
+def _print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    Console(width=max(120, Console().width)).print(table)
+
+
+def _describe(args: argparse.Namespace) -> str:
+    model = f"MLP {args.hidden}" if args.model == "mlp" else "CNN"
+    return (
+        f"{args.dataset}, {model}, {args.epochs} epochs, batch {args.batch_size}, "
+        f"{len(args.seeds)} seed(s)"
+    )
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from lookahead_jax.lookahead import lookahead
+    from lookahead_jax.plots import plot_training_curves
+
+    inners = [(spec, _build(spec)) for spec in args.optimizers]
+    data, model = _load_data_and_model(args)
+    runs: list[tuple[str, Any]] = []
+    for spec, inner in inners:
+        if args.lookahead in ("both", "off"):
+            runs.append((spec, inner))
+        if args.lookahead in ("both", "on"):
+            runs.append(
+                (f"lookahead({spec})", lookahead(inner, args.sync_period, args.slow_step_size))
+            )
+    results = _train_all(args, runs, data, model)
+    report = {
+        **_settings(args),
         "sync_period": args.sync_period,
         "slow_step_size": args.slow_step_size,
-        "runs": [
-            {
-                "optimizer": r["optimizer"],
-                "final_train_loss": r["history"].train_loss[:, -1].tolist(),
-                "final_test_loss": r["history"].test_loss[:, -1].tolist(),
-                "final_test_accuracy": r["history"].test_accuracy[:, -1].tolist(),
-                "seconds_per_epoch": r["history"].seconds_per_epoch,
-                "train_loss": r["history"].train_loss.tolist(),
-                "test_loss": r["history"].test_loss.tolist(),
-                "test_accuracy": r["history"].test_accuracy.tolist(),
-            }
-            for r in results
-        ],
+        "runs": results,
     }
-    if args.out is not None:
-        write_atomic(args.out / "results.json", json.dumps(report, indent=1))
+    write_atomic(args.out / "results.json", json.dumps(report, indent=1))
+    plot_training_curves(
+        results,
+        args.out / "curves.png",
+        f"{_describe(args)}; Lookahead k={args.sync_period}, alpha={args.slow_step_size} "
+        "(slow weights)",
+    )
     if args.json:
         print(json.dumps(report))
         return 0
-    table = Table(
-        title=f"{args.dataset}: {args.epochs} epochs, batch {args.batch_size}, MLP {args.hidden}, "
-        f"{len(args.seeds)} seed(s), mean ± s.d.; Lookahead evaluated on its slow weights"
+    _print_table(
+        f"{_describe(args)}: mean ± s.d.; Lookahead evaluated on its slow weights",
+        ("optimizer", "train loss", "test loss", "test accuracy", "s / epoch"),
+        [
+            (
+                r["optimizer"],
+                _mean_sd(np.asarray(r["final_train_loss"])),
+                _mean_sd(np.asarray(r["final_test_loss"])),
+                _mean_sd(np.asarray(r["final_test_accuracy"])),
+                f"{r['seconds_per_epoch']:.3f}",
+            )
+            for r in results
+        ],
     )
-    for column in ("optimizer", "train loss", "test loss", "test accuracy", "s / epoch"):
-        table.add_column(column, justify="left" if column == "optimizer" else "right")
-    for r in results:
-        h = r["history"]
-        table.add_row(
-            r["optimizer"],
-            _mean_sd(h.train_loss[:, -1]),
-            _mean_sd(h.test_loss[:, -1]),
-            _mean_sd(h.test_accuracy[:, -1]),
-            f"{h.seconds_per_epoch:.3f}",
+    print(f"wrote {args.out / 'results.json'} and {args.out / 'curves.png'}")
+    return 0
+
+
+def run_robustness(args: argparse.Namespace) -> int:
+    from lookahead_jax.lookahead import lookahead
+    from lookahead_jax.plots import plot_robustness
+
+    base = args.optimizer.split(":", 1)[0]
+    inners = [(lr, _build(args.optimizer, learning_rate=lr)) for lr in args.lrs]
+    data, model = _load_data_and_model(args)
+    configs = [(base, None)] + [
+        (f"lookahead({base}, k={k}, alpha={a})", (k, a))
+        for k in args.sync_periods
+        for a in args.slow_step_sizes
+    ]
+    runs = []
+    for lr, inner in inners:
+        for label, la in configs:
+            tx = inner if la is None else lookahead(inner, *la)
+            runs.append((f"{label} lr={lr:g}", tx))
+    results = _train_all(args, runs, data, model)
+    by_config = {
+        label: np.asarray(
+            [results[i * len(configs) + j]["final_train_loss"] for i in range(len(args.lrs))]
         )
-    Console(width=max(120, Console().width)).print(table)
-    if args.out is not None:
-        print(f"wrote {args.out / 'results.json'}")
+        for j, (label, _) in enumerate(configs)
+    }
+    report = {
+        **_settings(args),
+        "optimizer": args.optimizer,
+        "learning_rates": args.lrs,
+        "final_train_loss": {label: v.tolist() for label, v in by_config.items()},
+        "runs": results,
+    }
+    write_atomic(args.out / "results.json", json.dumps(report, indent=1))
+    plot_robustness(
+        args.lrs,
+        by_config,
+        args.out / "robustness.png",
+        f"Robustness to the learning rate: {args.optimizer} on {_describe(args)}",
+    )
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    _print_table(
+        f"final train loss, mean ± s.d. over seeds ({_describe(args)}; nan = diverged)",
+        ("learning rate", *by_config),
+        [
+            (f"{lr:g}", *(_mean_sd(v[i]) for v in by_config.values()))
+            for i, lr in enumerate(args.lrs)
+        ],
+    )
+    print(f"wrote {args.out / 'results.json'} and {args.out / 'robustness.png'}")
     return 0
 
 

@@ -6,6 +6,7 @@ One epoch is one `lax.scan` over minibatches, and independent seeds train side b
 
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -31,6 +32,48 @@ class MLP(nn.Module):
         return nn.Dense(self.num_classes)(x)
 
 
+class CNN(nn.Module):
+    """A small convolutional classifier for 8x8 one-channel images (scikit-learn's digits)."""
+
+    num_classes: int
+    side: int = 8
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = x.reshape(*x.shape[:-1], self.side, self.side, 1)
+        x = nn.relu(nn.Conv(16, (3, 3))(x))
+        x = nn.relu(nn.Conv(32, (3, 3), strides=(2, 2))(x))
+        x = x.mean(axis=(-3, -2))  # global average pooling
+        return nn.Dense(self.num_classes)(x)
+
+
+MODELS = ("mlp", "cnn")
+
+
+def make_model(name: str, data: Dataset, hidden: Sequence[int] = (64, 64)) -> nn.Module:
+    """Builds the named classifier for `data`.
+
+    Args:
+      name: `"mlp"` or `"cnn"` (square one-channel images only, e.g. digits).
+      data: the data set, for its feature count and number of classes.
+      hidden: hidden widths of the MLP.
+
+    Returns:
+      A Flax module mapping `[batch, features]` to logits.
+    """
+    if name == "mlp":
+        return MLP(hidden=tuple(hidden), num_classes=data.num_classes)
+    if name == "cnn":
+        side = round(data.x_train.shape[1] ** 0.5)
+        if side * side != data.x_train.shape[1]:
+            raise ValueError(
+                f"make_model: the cnn needs square one-channel images; {data.name} has "
+                f"{data.x_train.shape[1]} features"
+            )
+        return CNN(num_classes=data.num_classes, side=side)
+    raise ValueError(f"make_model: unknown model {name!r}; choose from {', '.join(MODELS)}")
+
+
 class History(NamedTuple):
     """Per-epoch metrics, each of shape [seeds, epochs], evaluated on the weights to export."""
 
@@ -53,22 +96,29 @@ def train_classifier(
     tx: optax.GradientTransformation,
     data: Dataset,
     *,
-    hidden: Sequence[int] = (64, 64),
+    model: nn.Module | None = None,
     epochs: int = 20,
     batch_size: int = 64,
     seeds: Sequence[int] = (0,),
     on_epoch: Callable[[int], Any] | None = None,
+    checkpoint_dir: Path | None = None,
+    checkpoint_every: int = 5,
 ) -> History:
     """Trains one MLP per seed with `tx` (cross-entropy) and evaluates it after every epoch.
 
     Args:
       tx: the optimizer.
       data: a `Dataset`.
-      hidden: widths of the hidden layers.
+      model: the Flax classifier; default an MLP with two hidden layers of 64.
       epochs: passes over the training set.
       batch_size: minibatch size; the last partial batch of each shuffled epoch is dropped.
       seeds: one model per seed (initialisation and shuffling), trained in parallel with vmap.
       on_epoch: called with the epoch number (1-based) after each epoch, e.g. to advance a bar.
+      checkpoint_dir: if given, params, optimizer state and metrics are saved there with orbax
+        every `checkpoint_every` epochs and after the last, and a run finds the latest checkpoint
+        there and continues from it. Shuffling is a pure function of (seed, epoch), so a resumed
+        run ends bit-identical to an uninterrupted one.
+      checkpoint_every: epochs between checkpoints.
 
     Returns:
       The `History` of the losses and accuracy on the evaluation weights (`eval_params`).
@@ -77,7 +127,7 @@ def train_classifier(
         raise ValueError(
             f"train_classifier: batch_size must be in [1, {len(data.x_train)}], got {batch_size=}"
         )
-    model = MLP(hidden=tuple(hidden), num_classes=data.num_classes)
+    model = model if model is not None else MLP(hidden=(64, 64), num_classes=data.num_classes)
     x_train, y_train = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
     x_test, y_test = jnp.asarray(data.x_test), jnp.asarray(data.y_test)
     steps = len(x_train) // batch_size
@@ -111,16 +161,67 @@ def train_classifier(
     init_keys, shuffle_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
     params, opt_state = jax.jit(jax.vmap(init))(init_keys)
     run_epoch = jax.jit(jax.vmap(epoch), donate_argnums=(0, 1))
-    metrics, durations = [], []
-    for e in range(epochs):
+    metrics, durations, first_epoch = [], [], 0
+    manager = None
+    if checkpoint_dir is not None:
+        manager = _checkpoint_manager(checkpoint_dir)
+        latest = manager.latest_step()
+        if latest is not None:
+            params, opt_state, metrics = _restore(manager, latest, params, opt_state)
+            first_epoch = latest
+            if on_epoch is not None:
+                on_epoch(first_epoch)
+    for e in range(first_epoch, epochs):
         epoch_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(shuffle_keys, e)
         start = time.perf_counter()
         params, opt_state, m = run_epoch(params, opt_state, epoch_keys)
         metrics.append(jax.device_get(m))
         durations.append(time.perf_counter() - start)
+        if manager is not None and ((e + 1) % checkpoint_every == 0 or e + 1 == epochs):
+            manager.save(e + 1, args=_save_args(params, opt_state, metrics))
         if on_epoch is not None:
             on_epoch(e + 1)
+    if manager is not None:
+        manager.wait_until_finished()
+        manager.close()
     train_loss, test_loss, accuracy = (np.stack(x, axis=1) for x in zip(*metrics, strict=True))
     # The first epoch includes compilation; the rest measure training alone.
     timed = durations[1:] if len(durations) > 1 else durations
-    return History(train_loss, test_loss, accuracy, float(np.median(timed)))
+    return History(
+        train_loss, test_loss, accuracy, float(np.median(timed)) if timed else float("nan")
+    )
+
+
+def _checkpoint_manager(directory: Path):
+    import orbax.checkpoint as ocp  # only runs that checkpoint pay for the import
+
+    options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True)
+    return ocp.CheckpointManager(Path(directory).absolute(), options=options)
+
+
+def _save_args(params, opt_state, metrics):
+    import orbax.checkpoint as ocp
+
+    per_epoch = [[np.asarray(m).tolist() for m in epoch] for epoch in metrics]
+    return ocp.args.Composite(
+        state=ocp.args.StandardSave({"params": params, "opt_state": opt_state}),
+        metrics=ocp.args.JsonSave({"per_epoch": per_epoch}),
+    )
+
+
+def _restore(manager, step, params, opt_state):
+    import orbax.checkpoint as ocp
+
+    abstract = jax.tree.map(
+        ocp.utils.to_shape_dtype_struct, {"params": params, "opt_state": opt_state}
+    )
+    restored = manager.restore(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract), metrics=ocp.args.JsonRestore()
+        ),
+    )
+    metrics = [
+        tuple(np.asarray(m, np.float32) for m in epoch) for epoch in restored.metrics["per_epoch"]
+    ]
+    return restored.state["params"], restored.state["opt_state"], metrics

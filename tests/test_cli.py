@@ -30,7 +30,7 @@ def test_console_script_is_installed():
     assert proc.returncode == 0 and "compare" in proc.stdout
 
 
-def test_compare_json_and_results_file(tmp_path):
+def test_compare_json_results_file_and_plot(tmp_path):
     out = tmp_path / "run"
     proc = cli("compare", "--epochs", "3", "--seeds", "0", "1", "--json", "--out", str(out))
     report = json.loads(proc.stdout)
@@ -43,7 +43,68 @@ def test_compare_json_and_results_file(tmp_path):
         assert r["train_loss"][0][-1] < r["train_loss"][0][0]
     saved = json.loads((out / "results.json").read_text())
     assert saved == report
-    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary left over
+
+
+def test_compare_resume_reaches_the_uninterrupted_result(tmp_path):
+    common = ["compare", "--seeds", "0", "1", "--optimizers", "optax.adam", "--json", "--quiet"]
+    common += ["--checkpoint-every", "2"]
+    full = json.loads(cli(*common, "--epochs", "5", "--out", str(tmp_path / "a")).stdout)
+    cli(*common, "--epochs", "2", "--out", str(tmp_path / "b"))  # "interrupted" after epoch 2
+    resumed = json.loads(
+        cli(*common, "--epochs", "5", "--resume", "--out", str(tmp_path / "b")).stdout
+    )
+    for a, b in zip(full["runs"], resumed["runs"], strict=True):
+        for key in ("train_loss", "test_loss", "test_accuracy"):
+            assert a[key] == b[key], key  # bit-identical, history included
+
+
+def test_compare_cnn_on_digits(tmp_path):
+    report = json.loads(
+        cli(
+            "compare",
+            "--model",
+            "cnn",
+            "--epochs",
+            "2",
+            "--seeds",
+            "0",
+            "--lookahead",
+            "on",
+            "--optimizers",
+            "optax.adam:learning_rate=0.01",
+            "--json",
+            "--out",
+            str(tmp_path),
+        ).stdout
+    )
+    assert report["model"] == "cnn"
+    assert report["runs"][0]["final_test_accuracy"][0] > 0.5
+
+
+def test_robustness_sweep(tmp_path):
+    report = json.loads(
+        cli(
+            "robustness",
+            "--lrs",
+            "0.01",
+            "100",
+            "--epochs",
+            "2",
+            "--seeds",
+            "0",
+            "--json",
+            "--out",
+            str(tmp_path),
+        ).stdout
+    )
+    losses = report["final_train_loss"]
+    assert list(losses) == ["optax.sgd", "lookahead(optax.sgd, k=5, alpha=0.5)"]
+    for per_lr in losses.values():
+        assert len(per_lr) == 2 and len(per_lr[0]) == 1  # [lrs][seeds]
+        assert per_lr[0][0] < 2.0  # lr 0.01 learns
+    assert (tmp_path / "robustness.png").exists() and (tmp_path / "results.json").exists()
 
 
 def test_compare_prints_a_table_with_progress():
