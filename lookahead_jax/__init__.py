@@ -1,12 +1,54 @@
 """lookahead_jax: Lookahead over any optax transformation, PyTorch-faithful optimizers and
 learned learning-rate schedules, in pure JAX."""
 
+from lookahead_jax import meta, tasks
+from lookahead_jax.averaging import AverageState, average, averaged_params, swa_schedule
 from lookahead_jax.lookahead import LookaheadState, lookahead, slow_params
+from lookahead_jax.lstm_schedule import (
+    LearnedScheduleState,
+    LSTMSchedule,
+    ScheduleCarry,
+    current_learning_rate,
+    learned_schedule,
+)
+from lookahead_jax.optimizers import (
+    AdagradState,
+    AdamState,
+    RmspropState,
+    SgdState,
+    adagrad,
+    adam,
+    adamw,
+    bert_adamw,
+    rmsprop,
+    sgd,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdagradState",
+    "AdamState",
+    "AverageState",
+    "LSTMSchedule",
+    "LearnedScheduleState",
     "LookaheadState",
+    "RmspropState",
+    "ScheduleCarry",
+    "SgdState",
+    "adagrad",
+    "adam",
+    "adamw",
+    "average",
+    "averaged_params",
+    "bert_adamw",
+    "current_learning_rate",
+    "learned_schedule",
     "lookahead",
+    "meta",
+    "rmsprop",
+    "sgd",
     "slow_params",
+    "swa_schedule",
+    "tasks",
 ]

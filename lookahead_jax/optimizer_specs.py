@@ -15,7 +15,17 @@ class OptimizerSpec(NamedTuple):
 
 
 def _registry() -> dict[str, OptimizerSpec]:
+    from lookahead_jax import optimizers as ours
+
     specs = {
+        # Ours, with torch.optim's semantics and defaults (SGD and BERT AdamW have no default lr).
+        "sgd": OptimizerSpec(ours.sgd, {"learning_rate": 0.05, "momentum": 0.9}),
+        "adam": OptimizerSpec(ours.adam, {}),
+        "adamw": OptimizerSpec(ours.adamw, {}),
+        "bert_adamw": OptimizerSpec(ours.bert_adamw, {"learning_rate": 1e-3}),
+        "rmsprop": OptimizerSpec(ours.rmsprop, {"learning_rate": 1e-3}),
+        "adagrad": OptimizerSpec(ours.adagrad, {"learning_rate": 0.05}),
+        # optax's, for comparison.
         "optax.adam": OptimizerSpec(optax.adam, {"learning_rate": 1e-3}),
         "optax.adamw": OptimizerSpec(optax.adamw, {"learning_rate": 1e-3}),
         "optax.sgd": OptimizerSpec(optax.sgd, {"learning_rate": 0.05, "momentum": 0.9}),
