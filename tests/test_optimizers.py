@@ -697,6 +697,9 @@ def test_works_in_optax_wrappers_and_lookahead(name):
     chex.assert_trees_all_close(
         _run_steps(optax.chain(optax.clip(1e6), make(lr)), GRADS)[0], expected, rtol=1e-6
     )
+    # multi_transform (PyTorch's param groups) with the same optimizer in both groups.
+    groups_tx = optax.multi_transform({"w": make(lr), "b": make(lr)}, {"w": "w", "b": "b"})
+    chex.assert_trees_all_close(_run_steps(groups_tx, GRADS)[0], expected, rtol=1e-6)
     # MultiSteps over pairs of micro-batches: two steps on the mean gradients of each pair.
     means = [jax.tree.map(lambda a, b: (a + b) / 2, GRADS[i], GRADS[i + 1]) for i in (0, 2)]
     chex.assert_trees_all_close(
