@@ -134,7 +134,7 @@ def average(
                 p_new = jnp.asarray(p + u).astype(jnp.asarray(p).dtype)
                 dtype = jnp.promote_types(avg.dtype, jnp.float32)
                 w = (
-                    1.0 / (n + 1).astype(dtype)
+                    1.0 / (n.astype(dtype) + 1.0)
                     if decay is None
                     else jnp.asarray(1.0 - decay, dtype)
                 )

@@ -170,6 +170,26 @@ def _require_params(caller: str, params: optax.Params | None) -> optax.Params:
     return params
 
 
+def _check_like_params(caller: str, updates: optax.Updates, params: optax.Params | None) -> None:
+    """Raises where a gradient's shape differs from its param's (it would broadcast silently)."""
+    if params is None:
+        return
+
+    def check(path, g, p):
+        if jnp.shape(g) != jnp.shape(p):
+            raise ValueError(
+                f"{caller}: the gradient at {jax.tree_util.keystr(path)} has shape {jnp.shape(g)} "
+                f"but the param has shape {jnp.shape(p)}"
+            )
+
+    try:
+        jax.tree_util.tree_map_with_path(check, updates, params)
+    except ValueError as e:
+        if str(e).startswith(caller):
+            raise
+        raise ValueError(f"{caller}: the gradients do not have the structure of the params") from e
+
+
 def _decay_flags(mask: MaskOrFn, params: optax.Params) -> Any:
     """A tree like the params of per-leaf decay flags (optax.masked's mask convention)."""
     if mask is None:
@@ -257,6 +277,7 @@ def sgd(
         del extra_args
         if has_decay:
             _require_params(caller, params)
+        _check_like_params(caller, updates, params)
         ref = updates if params is None else params
         sdt = _scalar_dtype(ref)
         lr = jnp.asarray(lr_fn(state.count), sdt)
@@ -336,11 +357,12 @@ def _adam_family(
         del extra_args
         if has_decay:
             _require_params(caller, params)
+        _check_like_params(caller, updates, params)
         ref = updates if params is None else params
         flags = _decay_flags(mask, ref) if has_decay else jax.tree.map(lambda _: False, ref)
         sdt = _scalar_dtype(ref)
         lr = jnp.asarray(lr_fn(state.count), sdt)
-        t = (state.count + 1).astype(sdt)
+        t = state.count.astype(sdt) + 1.0  # cast first: count + 1 overflows at 2**31 - 1
         bc1, bc2 = _bias_correction(b1, t), _bias_correction(b2, t)
         if decay_kind == "bert":
             # HuggingFace folds the bias corrections into the step size; eps stays unscaled.
@@ -670,6 +692,7 @@ def rmsprop(
         del extra_args
         if has_decay:
             _require_params(caller, params)
+        _check_like_params(caller, updates, params)
         ref = updates if params is None else params
         lr = jnp.asarray(lr_fn(state.count), _scalar_dtype(ref))
 
@@ -777,6 +800,7 @@ def adagrad(
         del extra_args
         if has_decay:
             _require_params(caller, params)
+        _check_like_params(caller, updates, params)
         ref = updates if params is None else params
         sdt = _scalar_dtype(ref)
         lr = jnp.asarray(lr_fn(state.count), sdt)

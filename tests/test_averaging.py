@@ -318,3 +318,10 @@ def test_swa_schedule_validation(kwargs, error, shown):
         torch_kwargs["anneal_epochs"] = kwargs.get("anneal_steps", 10)
         with pytest.raises(ValueError):  # SWALR rejects the same values
             swa_utils.SWALR(optimizer, 0.01, **torch_kwargs)
+
+
+def test_average_weight_stays_in_range_at_the_largest_count():
+    tx = average(sgd(0.0))
+    state = tx.init(jnp.zeros([]))._replace(n_averaged=jnp.asarray(2**31 - 1, jnp.int32))
+    _, state = tx.update(jnp.zeros([]), state, jnp.full([], 1e6))
+    assert 0.0 < float(averaged_params(state)) < 1.0  # a weight of ~1/2**31 towards 1e6

@@ -806,3 +806,33 @@ def test_step_needs_no_more_temporary_memory_than_optax(ours, theirs):
     params = {f"w{i}": jnp.ones((64, 128)) for i in range(20)}
     scalar_slack = 256
     assert _temp_bytes(ours(), params) <= _temp_bytes(theirs(), params) + scalar_slack
+
+
+# -- Robustness ------------------------------------------------------------------------------------
+
+ALL_FACTORIES = [sgd, adam, adamw, bert_adamw, rmsprop, adagrad]
+
+
+@pytest.mark.parametrize("factory", ALL_FACTORIES)
+def test_gradients_unlike_the_params_raise(factory):
+    tx = factory(learning_rate=0.1)
+    params = {"w": jnp.ones(()), "b": jnp.ones(2)}
+    state = tx.init(params)
+    name = factory.__name__
+    with pytest.raises(ValueError, match=rf"^{name}: the gradient at \['w'\] has shape \(3,\)"):
+        tx.update({"w": jnp.ones(3), "b": jnp.ones(2)}, state, params)  # would broadcast
+    with pytest.raises(ValueError, match=f"^{name}: the gradients do not have the structure"):
+        tx.update({"w": jnp.ones(())}, state, params)
+
+
+@pytest.mark.parametrize("factory", ALL_FACTORIES)
+def test_saturated_step_count_keeps_updates_finite(factory):
+    # The count saturates at 2**31 - 1; t = count + 1 must not wrap to -2**31 in int32.
+    tx = factory(learning_rate=0.1)
+    params = {"w": jnp.array([1.0, -2.0])}
+    state = tx.init(params)._replace(count=jnp.asarray(2**31 - 2, jnp.int32))
+    step = jax.jit(tx.update)
+    for _ in range(3):
+        updates, state = step(params, state, params)
+        chex.assert_tree_all_finite((updates, state))
+    assert int(state.count) == 2**31 - 1
