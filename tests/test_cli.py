@@ -147,3 +147,13 @@ def test_bad_input_is_one_line_exit_2_without_traceback(args, needle):
 def test_help_has_an_example():
     proc = cli("compare", "--help")
     assert "examples:" in proc.stdout and "lookahead-jax compare --dataset" in proc.stdout
+
+
+def test_bench_prints_rows_with_ratios():
+    report = json.loads(cli("bench", "--suites", "lookahead", "--quick", "--json").stdout)
+    variants = {(r["shape"], r["variant"]): r for r in report["rows"]}
+    assert len(variants) == 8  # 2 shapes x (3 variants + the speed-up row)
+    for (_, variant), row in variants.items():
+        if variant == "lj.lookahead(adamw)":
+            assert row["baseline"] == "optax.adamw" and row["ratio"] > 0
+            assert row["median_ms"] > 0
