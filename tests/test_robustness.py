@@ -6,6 +6,7 @@ dtypes), integer and boolean leaves, gradients shaped unlike the params, non-fin
 transformations are one table; each property runs on every row.
 """
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -26,8 +27,9 @@ from lookahead_jax.lstm_schedule import LSTMSchedule, learned_schedule
 _SCHEDULE = LSTMSchedule(base_lr=0.05, hidden_size=4)
 
 
+@functools.cache
 def _schedule_params():
-    return _SCHEDULE.init_params(jax.random.key(0))
+    return jax.jit(_SCHEDULE.init_params)(jax.random.key(0))  # once: flax init is slow eagerly
 
 
 class Row(NamedTuple):
@@ -121,9 +123,10 @@ pytrees = st.recursive(
 
 
 def grads_like(params, seed):
-    keys = iter(jax.random.split(jax.random.key(seed), max(1, len(jax.tree.leaves(params)))))
+    """Standard normal gradients in the param dtypes (NumPy: no per-shape jax compilation)."""
+    rng = np.random.default_rng(seed)
     return jax.tree.map(
-        lambda p: jax.random.normal(next(keys), p.shape, jnp.float32).astype(p.dtype), params
+        lambda p: jnp.asarray(rng.normal(size=p.shape).astype(np.float32), p.dtype), params
     )
 
 
@@ -132,31 +135,62 @@ def assert_like_params(tree, params):
     chex.assert_trees_all_equal_shapes_and_dtypes(tree, params)
 
 
+def _every_kind_of_node():
+    """One tree with every node and leaf kind at once, run on every transformation."""
+    rng = np.random.default_rng(0)
+    normal = lambda shape, dtype: rng.normal(size=shape).astype(dtype)
+    return {
+        "dense": {"kernel": normal((3, 2), np.float32), "bias": normal((2,), jnp.bfloat16)},
+        "layers": [
+            normal((), np.float16),
+            None,
+            (normal((0,), np.float32), normal((2, 0, 1), np.float16)),
+        ],
+        "pair": Pair(
+            normal((1,), jnp.bfloat16), {"nothing": None, "scalar": normal((), np.float32)}
+        ),
+        "empty": {},
+    }
+
+
+def run_steps(row, tx, params, seed, jit):
+    """Two steps (a Lookahead sync at the second); checks them; returns the final params."""
+    step = jax.jit(step_fn(row, tx)) if jit else step_fn(row, tx)
+    p, state = params, (jax.jit(tx.init) if jit else tx.init)(params)
+    init_types = jax.tree.map(lambda x: (jnp.shape(x), jnp.result_type(x)), state)
+    for t in range(2):
+        updates, p, state = step(p, state, grads_like(params, seed + t))
+        assert_like_params(updates, params)
+        assert_like_params(p, params)
+        # The state keeps its types, so it can be a jit or scan carry.
+        chex.assert_trees_all_equal(
+            jax.tree.map(lambda x: (jnp.shape(x), jnp.result_type(x)), state), init_types
+        )
+        chex.assert_tree_all_finite((updates, p, state))
+    return p
+
+
 @pytest.mark.parametrize("name", NAMES)
 @settings(max_examples=4, deadline=None)
 @given(tree=pytrees, seed=st.integers(0, 2**16))
 def test_odd_pytrees_keep_structure_shapes_dtypes_and_stay_finite(name, tree, seed):
     row, tx = make_tx(name)
     # Under a container: a bare None would read as "no params passed" (optax's convention).
-    params = {"root": jax.tree.map(jnp.asarray, tree)}
-    step = step_fn(row, tx)
-    results = {}
-    for mode, fn in (("eager", step), ("jit", jax.jit(step))):
-        p, state = params, tx.init(params)
-        init_types = jax.tree.map(lambda x: (jnp.shape(x), jnp.result_type(x)), state)
-        for t in range(2):  # a Lookahead sync at t = 2
-            updates, p, state = fn(p, state, grads_like(params, seed + t))
-            assert_like_params(updates, params)
-            assert_like_params(p, params)
-            # The state keeps its types, so it can be a jit or scan carry.
-            chex.assert_trees_all_equal(
-                jax.tree.map(lambda x: (jnp.shape(x), jnp.result_type(x)), state), init_types
-            )
-            chex.assert_tree_all_finite((updates, p, state))
-        results[mode] = p
-    chex.assert_trees_all_close(results["jit"], results["eager"], rtol=1e-2, atol=1e-2)
-    if not any(x.dtype != jnp.float32 for x in jax.tree.leaves(params)):
-        chex.assert_trees_all_close(results["jit"], results["eager"], rtol=1e-5, atol=1e-6)
+    run_steps(row, tx, {"root": jax.tree.map(jnp.asarray, tree)}, seed, jit=True)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_kind_of_node_eager_and_jitted(name):
+    # Eagerly each new leaf shape and dtype compiles its own small kernels, so the eager path runs
+    # on this one fixed tree (shared by all transformations) rather than on hypothesis' trees.
+    row, tx = make_tx(name)
+    params = jax.tree.map(jnp.asarray, _every_kind_of_node())
+    eager = run_steps(row, tx, params, 0, jit=False)
+    jitted = run_steps(row, tx, params, 0, jit=True)
+    chex.assert_trees_all_close(jitted, eager, rtol=1e-2, atol=1e-2)  # bf16, f16 leaves: 1 ulp
+    chex.assert_trees_all_close(
+        jitted["dense"]["kernel"], eager["dense"]["kernel"], rtol=1e-5, atol=1e-6
+    )
 
 
 # -- Integer and boolean leaves, mismatched gradients ----------------------------------------------
@@ -224,11 +258,12 @@ def mismatched_grads():
 
 _SILENT_BROADCAST = pytest.mark.xfail(
     strict=True,
-    reason="a (3,) gradient for a () param is broadcast: the param silently becomes (3,)",
+    reason="learned_schedule does not check the gradients against the params and optax.sgd "
+    "broadcasts a (3,) gradient over a () param: the param silently becomes (3,); reported",
 )
 
 
-SILENT_BROADCAST = ("sgd", "adam", "adamw", "bert_adamw", "rmsprop", "adagrad", "learned_schedule")
+SILENT_BROADCAST = ("learned_schedule",)
 
 
 def _mismatch_cases():
@@ -315,43 +350,30 @@ def _counters_near_max(state, offset=3):
     )
 
 
-_BIAS_CORRECTION_OVERFLOW = pytest.mark.xfail(
-    strict=True,
-    reason="optimizers._adam_family: t = (count + 1) overflows int32 once the count saturates at "
-    "2**31 - 1, and b**t with t = -2**31 gives inf/NaN updates; reported",
-)
-COUNTER_KNOWN = {
-    name: _BIAS_CORRECTION_OVERFLOW for name in ("lookahead_adamw", "adam", "adamw", "bert_adamw")
-}
-
-
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=COUNTER_KNOWN.get(n, ()), id=n) for n in NAMES]
-)
+@pytest.mark.parametrize("name", NAMES)
 def test_counters_near_2_31_never_overflow(name):
     row, tx = make_tx(name)
     params = {"w": jnp.array([1.0, -2.0]), "b": jnp.array(0.5)}
     state = _counters_near_max(tx.init(params))
     step = jax.jit(step_fn(row, tx))
-    n_counters = sum(x.dtype == jnp.int32 and x.shape == () for x in jax.tree.leaves(state))
-    assert n_counters >= 1
-    for _ in range(8):
+    counters = lambda state: [
+        int(x) for x in jax.tree.leaves(state) if x.dtype == jnp.int32 and x.shape == ()
+    ]
+    before = counters(state)
+    assert before
+    for _ in range(8):  # past 2**31 - 1
         grads = jax.tree.map(lambda p: 0.5 * p + 0.1, params)
         updates, params, state = step(params, state, grads)
-        for counter in jax.tree.leaves(state):
-            if counter.dtype == jnp.int32 and counter.shape == ():
-                assert int(counter) >= 2**31 - 1 - 3 - 2 * 8 or name.startswith("lookahead"), int(
-                    counter
-                )
-                assert int(counter) >= 0
+        after = counters(state)
+        assert all(c >= 0 for c in after), after
+        if "lookahead" not in name:  # saturating counters never go back
+            assert all(a >= b for a, b in zip(after, before, strict=True)), (before, after)
+        # (Lookahead's own counter wraps keeping its phase mod k, and with reset_inner_state
+        # the inner counters restart at 0 on a sync; test_lookahead checks the phase.)
+        before = after
         chex.assert_tree_all_finite((updates, params, state))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="averaging: 1 / (n_averaged + 1) overflows int32 at n_averaged = 2**31 - 1, giving a "
-    "negative weight; reported",
-)
 def test_average_weight_stays_positive_at_the_largest_count():
     tx = average(optax.sgd(0.0))
     params = jnp.full([], 1e6)
