@@ -156,6 +156,16 @@ def _unzip(treedef: Any, out: Any, n: int) -> tuple[Any, ...]:
     return tuple(treedef.unflatten([leaf[i] for leaf in leaves]) for i in range(n))
 
 
+def _step_counts(count: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(t, t - 1): this step's number (saturating at 2**31 - 1) and the steps already taken.
+
+    Everything derives from the incremented count, so the old count is dead once it is read and
+    XLA updates the donated counter in place (reading the old one after would cost a copy).
+    """
+    t = optax.safe_increment(count)
+    return t, t - 1
+
+
 def _zeros(params: optax.Params, dtype: jnp.dtype | None) -> optax.Updates:
     # A fresh buffer per leaf, never aliasing the params, so both can be donated.
     return jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), dtype or jnp.asarray(p).dtype), params)
@@ -280,8 +290,9 @@ def sgd(
         _check_like_params(caller, updates, params)
         ref = updates if params is None else params
         sdt = _scalar_dtype(ref)
-        lr = jnp.asarray(lr_fn(state.count), sdt)
-        first = state.count == 0
+        count, taken = _step_counts(state.count)
+        lr = jnp.asarray(lr_fn(taken), sdt)
+        first = count == 1
         # PyTorch's buffer starts as the first d: b = 0 * b + 1 * d on the first step.
         buf_coef = jnp.where(first, 0.0, jnp.asarray(momentum, sdt))
         grad_coef = jnp.where(first, 1.0, _one_minus(dampening, sdt))
@@ -301,7 +312,7 @@ def sgd(
         treedef = jax.tree.structure(updates)
         out = _unzip(treedef, jax.tree.map(leaf, *trees), 2 if has_momentum else 1)
         new_state = SgdState(
-            count=optax.safe_increment(state.count),
+            count=count,
             momentum_buffer=out[1] if has_momentum else None,
         )
         return out[0], new_state
@@ -361,8 +372,9 @@ def _adam_family(
         ref = updates if params is None else params
         flags = _decay_flags(mask, ref) if has_decay else jax.tree.map(lambda _: False, ref)
         sdt = _scalar_dtype(ref)
-        lr = jnp.asarray(lr_fn(state.count), sdt)
-        t = state.count.astype(sdt) + 1.0  # cast first: count + 1 overflows at 2**31 - 1
+        count, taken = _step_counts(state.count)
+        lr = jnp.asarray(lr_fn(taken), sdt)
+        t = count.astype(sdt)
         bc1, bc2 = _bias_correction(b1, t), _bias_correction(b2, t)
         if decay_kind == "bert":
             # HuggingFace folds the bias corrections into the step size; eps stays unscaled.
@@ -406,7 +418,7 @@ def _adam_family(
         treedef = jax.tree.structure(updates)
         out = _unzip(treedef, jax.tree.map(leaf, *trees), 4 if amsgrad else 3)
         new_state = AdamState(
-            count=optax.safe_increment(state.count),
+            count=count,
             exp_avg=out[1],
             exp_avg_sq=out[2],
             max_exp_avg_sq=out[3] if amsgrad else None,
@@ -694,7 +706,8 @@ def rmsprop(
             _require_params(caller, params)
         _check_like_params(caller, updates, params)
         ref = updates if params is None else params
-        lr = jnp.asarray(lr_fn(state.count), _scalar_dtype(ref))
+        count, taken = _step_counts(state.count)
+        lr = jnp.asarray(lr_fn(taken), _scalar_dtype(ref))
 
         def leaf(g, p, s, *rest):
             a = rest[0] if centered else None
@@ -727,7 +740,7 @@ def rmsprop(
         u, s = out.pop(0), out.pop(0)
         a = out.pop(0) if centered else None
         b = out.pop(0) if has_momentum else None
-        new_state = RmspropState(optax.safe_increment(state.count), s, a, b)
+        new_state = RmspropState(count, s, a, b)
         return u, new_state
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
@@ -803,8 +816,9 @@ def adagrad(
         _check_like_params(caller, updates, params)
         ref = updates if params is None else params
         sdt = _scalar_dtype(ref)
-        lr = jnp.asarray(lr_fn(state.count), sdt)
-        clr = lr / (1.0 + state.count.astype(sdt) * jnp.asarray(lr_decay, sdt))
+        count, taken = _step_counts(state.count)
+        lr = jnp.asarray(lr_fn(taken), sdt)
+        clr = lr / (1.0 + taken.astype(sdt) * jnp.asarray(lr_decay, sdt))
 
         def leaf(g, p, acc):
             dt = _compute_dtype(g, p, acc)
@@ -817,6 +831,6 @@ def adagrad(
 
         treedef = jax.tree.structure(updates)
         u, acc = _unzip(treedef, jax.tree.map(leaf, updates, ref, state.sum), 2)
-        return u, AdagradState(count=optax.safe_increment(state.count), sum=acc)
+        return u, AdagradState(count=count, sum=acc)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -800,12 +800,11 @@ def _temp_bytes(tx, params):
     ids=["adamw", "sgd-momentum"],
 )
 def test_step_needs_no_more_temporary_memory_than_optax(ours, theirs):
-    # Measured: adamw 132 bytes vs optax's 68, sgd 4 vs 0: a few step-level scalars (learning
-    # rate, bias corrections, the first-step flag), never a per-leaf temporary (one leaf here is
-    # 32 KiB). The slack allows scalars only.
+    # Measured: 68 bytes for both adamw, 0 for both sgd: step-level scalars only, no per-leaf
+    # temporary (one leaf here is 32 KiB). Reading the old step count after the donated counter
+    # is incremented in place would add a copy of it.
     params = {f"w{i}": jnp.ones((64, 128)) for i in range(20)}
-    scalar_slack = 256
-    assert _temp_bytes(ours(), params) <= _temp_bytes(theirs(), params) + scalar_slack
+    assert _temp_bytes(ours(), params) <= _temp_bytes(theirs(), params)
 
 
 # -- Robustness ------------------------------------------------------------------------------------
