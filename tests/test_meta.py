@@ -1,0 +1,380 @@
+"""Tests of meta-training: gradients, truncations, vmap over tasks, NaN-safety, MAML, evaluation."""
+
+import jax
+import jax.numpy as jnp
+import jax.test_util
+import numpy as np
+import optax
+import pytest
+
+from lookahead_jax import meta, tasks
+from lookahead_jax.lstm_schedule import LSTMSchedule, current_learning_rate, learned_schedule
+
+QUAD = tasks.quadratic_family(dim=4, max_condition=10.0)
+SGD = optax.sgd(1.0)
+
+
+def schedule_params(schedule, seed=0, out_scale=0.3, dtype=jnp.float32):
+    """Params with a small random output layer, so the rate really depends on the features."""
+    params = schedule.init_params(jax.random.key(seed))
+    out = params["params"]["out"]
+    k1, k2 = jax.random.split(jax.random.key(seed + 1))
+    params["params"]["out"] = {
+        "kernel": out_scale * jax.random.normal(k1, out["kernel"].shape),
+        "bias": out_scale * jax.random.normal(k2, out["bias"].shape),
+    }
+    return jax.tree.map(lambda x: x.astype(dtype), params)
+
+
+def fresh_state(family, schedule, meta_params, seed=0):
+    tx = learned_schedule(SGD, schedule, meta_params["schedule"])
+    return meta._fresh_state(family, tx, jax.random.key(seed), meta_params.get("init"))
+
+
+def tree_vdot(a, b):
+    return sum(jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
+
+
+@pytest.mark.parametrize(
+    ("family", "inner", "objective"),
+    [
+        (QUAD, SGD, "mean_log_loss"),
+        (
+            tasks.regression_family(hidden=(4,), num_train=16, batch_size=8),
+            optax.adam(1.0, eps_root=1e-8),
+            "final_log_loss",
+        ),
+    ],
+    ids=["quadratic-sgd", "mlp-adam"],
+)
+def test_meta_gradient_matches_central_differences_float64(x64, family, inner, objective):
+    schedule = LSTMSchedule(base_lr=0.1 if inner is SGD else 0.01)
+    mp = {"schedule": schedule_params(schedule, dtype=jnp.float64)}
+    tx = learned_schedule(inner, schedule, mp["schedule"])
+    state = meta._fresh_state(family, tx, jax.random.key(3), None)
+    assert state.params is not None and jax.tree.leaves(state.params)[0].dtype == jnp.float64
+
+    @jax.jit
+    def f(mp):
+        return meta.truncation_loss(mp, state, family, schedule, inner, 20, objective=objective)[0]
+
+    grad = jax.jit(jax.grad(f))(mp)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grad))
+    eps = 1e-6
+    for seed in range(3):
+        leaves, treedef = jax.tree.flatten(mp)
+        keys = jax.random.split(jax.random.key(seed), len(leaves))
+        v = treedef.unflatten(
+            [jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves, strict=True)]
+        )
+        plus = jax.tree.map(lambda p, d: p + eps * d, mp, v)
+        minus = jax.tree.map(lambda p, d: p - eps * d, mp, v)
+        fd = (f(plus) - f(minus)) / (2 * eps)
+        ad = tree_vdot(grad, v)
+        assert abs(fd) > 1e-6  # a non-trivial direction
+        np.testing.assert_allclose(ad, fd, rtol=1e-4)
+
+
+def test_check_grads_through_unroll(x64):
+    """The same property through jax.test_util.check_grads (reverse mode, 10-step unroll)."""
+    schedule = LSTMSchedule(base_lr=0.1)
+    mp = {"schedule": schedule_params(schedule, dtype=jnp.float64)}
+    state = fresh_state(QUAD, schedule, mp)
+
+    def f(mp):
+        return meta.truncation_loss(mp, state, QUAD, schedule, SGD, 10, remat=False)[0]
+
+    jax.test_util.check_grads(jax.jit(f), (mp,), order=1, modes=["rev"], atol=1e-6, rtol=1e-4)
+
+
+def test_remat_changes_nothing_but_memory():
+    schedule = LSTMSchedule(base_lr=0.1)
+    mp = {"schedule": schedule_params(schedule)}
+    state = fresh_state(QUAD, schedule, mp)
+    results = [
+        jax.jit(
+            jax.value_and_grad(
+                lambda mp, r=remat: meta.truncation_loss(
+                    mp, state, QUAD, schedule, SGD, 10, remat=r
+                )[0]
+            )
+        )(mp)
+        for remat in (True, False)
+    ]
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-6)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8),
+        *[r[1] for r in results],
+    )
+
+
+def test_truncations_carry_the_inner_state():
+    schedule = LSTMSchedule(base_lr=0.05)
+    inner = optax.adam(1.0, eps_root=1e-8)
+    mp = {"schedule": schedule_params(schedule)}
+    tx = learned_schedule(inner, schedule, mp["schedule"])
+    state = meta._fresh_state(QUAD, tx, jax.random.key(0), None)
+    s1 = meta.truncation_loss(mp, state, QUAD, schedule, inner, 5)[1]
+    s2 = meta.truncation_loss(mp, s1, QUAD, schedule, inner, 5)[1]
+    assert int(s2.step) == 10
+    assert int(s2.opt_state.carry.count) == 10  # the schedule's carry went on, not restarted
+    assert int(s2.opt_state.inner_state[0].count) == 10  # and so did Adam's moments
+    # The same ten steps by hand, one scan of 5 then another from the carried state.
+    task = QUAD(state.task_key)
+    k1, sub1 = jax.random.split(state.key)
+    (p, o), _ = meta.unroll(task, tx, state.params, state.opt_state, sub1, 5)
+    _, sub2 = jax.random.split(k1)
+    (p, o), _ = meta.unroll(task, tx, p, o, sub2, 5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), p, s2.params)
+    np.testing.assert_allclose(current_learning_rate(o), current_learning_rate(s2.opt_state))
+
+
+def test_random_offsets_desynchronise_the_slots():
+    schedule = LSTMSchedule(base_lr=0.05)
+    mp = {"schedule": schedule.init_params(jax.random.key(0))}
+    kwargs = dict(num_tasks=16, horizon=40, unroll_length=5)
+    states = meta.init_slots(QUAD, schedule, SGD, mp, jax.random.key(0), **kwargs)
+    steps = np.asarray(states.step)
+    assert set(steps % 5) == {0} and steps.min() >= 0 and steps.max() < 40
+    assert len(set(steps)) >= 4
+    lockstep = meta.init_slots(
+        QUAD, schedule, SGD, mp, jax.random.key(0), random_offsets=False, **kwargs
+    )
+    assert set(np.asarray(lockstep.step)) == {0}
+    # Every slot is its own task.
+    assert len({float(x) for x in np.asarray(states.log_loss0)}) == 16
+
+
+def test_vmapped_meta_gradient_is_the_mean_of_per_task_gradients():
+    schedule = LSTMSchedule(base_lr=0.1)
+    mp = {"schedule": schedule_params(schedule)}
+    singles = [fresh_state(QUAD, schedule, mp, seed) for seed in range(3)]
+    batch = jax.tree.map(lambda *xs: jnp.stack(xs), *singles)
+    loss, grad, new = meta.meta_gradient(mp, batch, QUAD, schedule, SGD, 8)
+    one = jax.jit(
+        jax.value_and_grad(lambda mp, s: meta.truncation_loss(mp, s, QUAD, schedule, SGD, 8)[0])
+    )
+    per_task = [one(mp, s) for s in singles]
+    np.testing.assert_allclose(loss, np.mean([lv for lv, _ in per_task]), rtol=1e-5)
+    mean_grad = jax.tree.map(lambda *gs: sum(gs) / 3, *[g for _, g in per_task])
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7), grad, mean_grad
+    )
+    assert new.step.shape == (3,) and bool(jnp.all(new.step == 8))
+
+
+def test_diverged_tasks_give_finite_loss_and_no_nan_gradient():
+    absurd = LSTMSchedule(base_lr=1e6, min_lr=1e3, max_lr=1e9)
+    mp = {"schedule": schedule_params(absurd)}
+    state = fresh_state(QUAD, absurd, mp)
+    loss, grad = jax.value_and_grad(
+        lambda mp: meta.truncation_loss(mp, state, QUAD, absurd, SGD, 20)[0]
+    )(mp)
+    assert np.isfinite(loss) and loss > 5  # a large finite penalty
+    # The raw gradient of one diverged task may be NaN (0 * inf in the backward pass) ...
+    batch = jax.tree.map(lambda x: x[None], state)
+    mean_loss, safe_grad, _ = meta.meta_gradient(mp, batch, QUAD, absurd, SGD, 20)
+    # ... but meta_gradient returns a finite one.
+    assert np.isfinite(mean_loss)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(safe_grad))
+    del grad
+
+
+def test_one_diverged_task_does_not_spoil_the_batch():
+    schedule = LSTMSchedule(base_lr=0.1)
+    mp = {"schedule": schedule_params(schedule)}
+    good = fresh_state(QUAD, schedule, mp, seed=1)
+    bad = good._replace(params=jax.tree.map(lambda p: p * jnp.nan, good.params))
+    batch = jax.tree.map(lambda *xs: jnp.stack(xs), good, bad)
+    loss, grad, _ = meta.meta_gradient(mp, batch, QUAD, schedule, SGD, 6)
+    good_loss, good_grad = jax.value_and_grad(
+        lambda mp: meta.truncation_loss(mp, good, QUAD, schedule, SGD, 6)[0]
+    )(mp)
+    np.testing.assert_allclose(loss, (good_loss + meta.LOG_LOSS_CAP) / 2, rtol=1e-5)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b / 2, rtol=1e-5, atol=1e-8), grad, good_grad
+    )
+
+
+def test_meta_gradient_clipping_bounds_the_step():
+    schedule = LSTMSchedule(base_lr=0.1)
+    mp = {"schedule": schedule_params(schedule)}
+    result = meta.meta_train(
+        QUAD,
+        schedule,
+        SGD,
+        key=jax.random.key(0),
+        num_meta_steps=1,
+        horizon=10,
+        num_tasks=2,
+        meta_optimizer=optax.sgd(1.0),
+        meta_clip=1e-3,
+        meta_params=mp,
+    )
+    assert result.grad_norms[0] > 1e-3  # clipping was active
+    delta = jax.tree.map(lambda a, b: jnp.max(jnp.abs(a - b)), result.meta_params, mp)
+    assert max(float(d) for d in jax.tree.leaves(delta)) <= 1e-3 * (1 + 1e-5)
+    assert max(float(d) for d in jax.tree.leaves(delta)) > 0
+
+
+def test_meta_train_improves_the_schedule_and_returns_history():
+    schedule = LSTMSchedule(base_lr=0.3)
+    family = tasks.quadratic_family(dim=4, max_condition=10.0, scale_range=(1.0, 1.0))
+    result = meta.meta_train(
+        family,
+        schedule,
+        SGD,
+        key=jax.random.key(0),
+        num_meta_steps=40,
+        horizon=10,
+        num_tasks=4,
+        meta_optimizer=optax.adam(3e-2),
+    )
+    assert result.history.shape == (40,) and result.grad_norms.shape == (40,)
+    assert np.all(np.isfinite(result.history))
+    assert np.mean(result.history[-10:]) < np.mean(result.history[:10]) - 0.1
+    # Held-out tasks: the trained schedule beats its untrained start (the constant base_lr).
+    keys = jax.random.split(jax.random.key(99), 8)
+    trained = meta.evaluate(
+        family, learned_schedule(SGD, schedule, result.meta_params["schedule"]), keys, 10
+    )
+    untrained = meta.evaluate(family, optax.chain(SGD, optax.scale(0.3)), keys, 10)
+    assert np.mean(np.log(trained.full_losses[:, -1])) < np.mean(
+        np.log(untrained.full_losses[:, -1])
+    )
+
+
+def _hessian_and_final(family, schedule, mp, horizon):
+    state = fresh_state(family, schedule, mp)
+    task = family(state.task_key)
+    params = mp["init"]
+    hess = jax.hessian(lambda t: task.full_loss({"theta": t}))(params["theta"])
+    for _ in range(horizon):
+        params = jax.tree.map(
+            lambda p, g: p - schedule.base_lr * g, params, jax.grad(task.full_loss)(params)
+        )
+    return state, hess, params, task
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_maml_gradient_wrt_initial_params(x64, first_order):
+    """Against closed forms on a quadratic with the untrained (constant-rate) schedule.
+
+    theta_T = theta* + (I - lr H)^T (theta_0 - theta*), objective log L(theta_T), so the exact
+    gradient is (I - lr H)^T grad L(theta_T) / L(theta_T); first-order MAML drops the Jacobian:
+    grad L(theta_T) / L(theta_T).
+    """
+    schedule = LSTMSchedule(base_lr=0.1)
+    horizon = 6
+    mp = {
+        "schedule": jax.tree.map(
+            lambda x: x.astype(jnp.float64), schedule.init_params(jax.random.key(0))
+        ),
+        "init": {"theta": jnp.linspace(-1.0, 1.0, 4)},
+    }
+    state, hess, final, task = _hessian_and_final(QUAD, schedule, mp, horizon)
+    grad = jax.grad(
+        lambda mp: meta.truncation_loss(
+            mp,
+            state,
+            QUAD,
+            schedule,
+            SGD,
+            horizon,
+            objective="final_log_loss",
+            first_order=first_order,
+        )[0]
+    )(mp)
+    g_final = jax.grad(task.full_loss)(final)["theta"] / task.full_loss(final)
+    jac = jnp.linalg.matrix_power(jnp.eye(4) - schedule.base_lr * hess, horizon)
+    expected = g_final if first_order else jac @ g_final
+    np.testing.assert_allclose(grad["init"]["theta"], expected, rtol=1e-8)
+    assert not np.allclose(jac @ g_final, g_final, rtol=1e-3)  # the two really differ
+
+
+def test_meta_train_with_learned_init():
+    schedule = LSTMSchedule(base_lr=0.3)
+    family = tasks.quadratic_family(dim=4, max_condition=10.0, scale_range=(1.0, 1.0))
+    # Full second-order meta-gradients here; both variants are checked in closed form above.
+    result = meta.meta_train(
+        family,
+        schedule,
+        SGD,
+        key=jax.random.key(1),
+        num_meta_steps=20,
+        horizon=10,
+        num_tasks=4,
+        learn_init=True,
+        first_order=False,
+        meta_optimizer=optax.adam(3e-2),
+    )
+    assert set(result.meta_params) == {"schedule", "init"}
+    assert np.all(np.isfinite(result.history))
+    assert np.mean(result.history[-5:]) < np.mean(result.history[:5])
+    keys = jax.random.split(jax.random.key(5), 3)
+    tx = learned_schedule(SGD, schedule, result.meta_params["schedule"])
+    ev = meta.evaluate(family, tx, keys, 10, init=result.meta_params["init"])
+    init_loss = [family(k).full_loss(result.meta_params["init"]) for k in keys]
+    np.testing.assert_allclose(ev.full_losses[:, 0], init_loss, rtol=1e-5)
+
+
+def test_evaluate_curves():
+    schedule = LSTMSchedule(base_lr=0.2)
+    keys = jax.random.split(jax.random.key(7), 5)
+    ev = meta.evaluate(
+        QUAD, learned_schedule(SGD, schedule, schedule.init_params(jax.random.key(0))), keys, 12
+    )
+    assert ev.full_losses.shape == (5, 13) and ev.batch_losses.shape == (5, 12)
+    assert ev.lrs.shape == (5, 12) and np.all(ev.lrs == np.float32(0.2))
+    # Identical to the same constant rate without a schedule, whose rate is unknown (NaN).
+    base = meta.evaluate(QUAD, optax.chain(SGD, optax.scale(0.2)), keys, 12)
+    np.testing.assert_allclose(ev.full_losses, base.full_losses, rtol=1e-5)
+    assert np.all(np.isnan(base.lrs))
+    # Each curve starts at its task's own initial loss (different tasks, different inits).
+    assert len(set(np.round(ev.full_losses[:, 0], 6))) == 5
+    assert np.all(ev.full_losses[:, -1] < ev.full_losses[:, 0])
+
+
+def test_task_families_are_vmappable_and_distinct():
+    for family in (
+        tasks.quadratic_family(dim=3),
+        tasks.digits_mlp_family(hidden=(8,), num_train=64, batch_size=16),
+        tasks.regression_family(hidden=(8,), num_train=32, batch_size=8),
+        tasks.mlp_family(4, (8,), 2, batch_size=8),
+    ):
+
+        def losses(task_key, family=family):
+            task = family(task_key)
+            params = task.init_params(jax.random.fold_in(task_key, 1))
+            batch = task.sample_batch(jax.random.fold_in(task_key, 2))
+            return task.loss(params, batch), task.full_loss(params)
+
+        batch_loss, full = jax.jit(jax.vmap(losses))(jax.random.split(jax.random.key(0), 4))
+        assert batch_loss.shape == full.shape == (4,)
+        assert np.all(np.isfinite(full)) and len(set(np.asarray(full).round(6))) == 4
+
+
+def test_invalid_arguments_raise():
+    schedule = LSTMSchedule(base_lr=0.1)
+    with pytest.raises(ValueError, match="unroll_length"):
+        meta.meta_train(
+            QUAD,
+            schedule,
+            SGD,
+            key=jax.random.key(0),
+            num_meta_steps=1,
+            horizon=10,
+            unroll_length=3,
+        )
+    with pytest.raises(ValueError, match="objective"):
+        meta.meta_train(
+            QUAD, schedule, SGD, key=jax.random.key(0), num_meta_steps=1, horizon=10, objective="x"
+        )
+    with pytest.raises(ValueError, match="meta_clip"):
+        meta.meta_train(
+            QUAD, schedule, SGD, key=jax.random.key(0), num_meta_steps=1, horizon=10, meta_clip=0.0
+        )
+    with pytest.raises(ValueError, match="max_condition"):
+        tasks.quadratic_family(max_condition=0.5)
+    with pytest.raises(ValueError, match="num_train"):
+        tasks.digits_mlp_family(num_train=0)
