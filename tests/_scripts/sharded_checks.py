@@ -11,6 +11,7 @@ os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()
 
+import functools
 import json
 import sys
 import time
@@ -269,9 +270,10 @@ def with_value(loss):
     return {"value": loss}
 
 
+@functools.cache
 def _schedule_params():
     schedule = LSTMSchedule(base_lr=0.05, hidden_size=4)
-    return schedule, schedule.init_params(jax.random.key(0))
+    return schedule, jax.jit(schedule.init_params)(jax.random.key(0))  # once: slow eagerly
 
 
 # name -> (factory, param copies in the state, extra update args, param dtype)
