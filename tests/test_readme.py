@@ -23,3 +23,9 @@ def test_quickstart_has_exactly_two_commands():
 def test_ci_runs_the_readme_test_command_verbatim():
     ci = (ROOT / ".ci" / "run").read_text()
     assert quickstart_commands()[1] in ci.splitlines()
+
+
+def test_readme_migration_table_is_the_tested_one():
+    from test_torch_migration import markdown_table
+
+    assert markdown_table().strip() in (ROOT / "README.md").read_text()
