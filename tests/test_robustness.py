@@ -388,10 +388,7 @@ def test_average_weight_stays_positive_at_the_largest_count():
 # -- A long run ------------------------------------------------------------------------------------
 
 
-LONG_RUN = ["lookahead_adamw", "average_ema_of_lookahead", "rmsprop", "adagrad", "learned_schedule"]
-
-
-@pytest.mark.parametrize("name", LONG_RUN)
+@pytest.mark.parametrize("name", NAMES)
 def test_a_run_of_1e5_steps_stays_finite(name):
     row, tx = make_tx(name)
     params = {"w": jnp.array([1.0, -2.0]), "b": jnp.array(0.5, jnp.bfloat16)}
