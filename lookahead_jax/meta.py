@@ -56,6 +56,7 @@ class MetaTrainResult(NamedTuple):
     history: np.ndarray  # shape=(num_meta_steps,): meta-loss (mean over tasks) per meta step
     grad_norms: np.ndarray  # shape=(num_meta_steps,): meta-gradient norm before clipping
     wall_time_s: float  # meta-training wall time, compilation included
+    validation: np.ndarray  # shape=(num_validations, 2): (meta step, validation meta-loss)
 
 
 class EvalResult(NamedTuple):
@@ -311,6 +312,8 @@ def meta_train(
     time_budget_s: float | None = None,
     meta_params: MetaParams | None = None,
     callback: Callable[[int, float], None] | None = None,
+    validation_keys: jax.Array | None = None,
+    validate_every: int = 100,
 ) -> MetaTrainResult:
     """Meta-trains `schedule` (and, with ``learn_init``, the initial params) on `family`.
 
@@ -337,6 +340,12 @@ def meta_train(
       time_budget_s: stop early once this much wall time has elapsed (checked between steps).
       meta_params: starting meta-params (default: fresh schedule params, zero output layer).
       callback: called as ``callback(step, meta_loss)`` after every meta step.
+      validation_keys: task keys (leading axis) of validation tasks, trained from scratch for
+        the whole horizon without truncation every `validate_every` meta steps (and at the start
+        and end) with the current meta-params; the meta-params with the lowest validation
+        meta-loss are returned (early stopping: meta-training on chaotic losses can drift into
+        rates that make some tasks diverge, where the capped loss gives no gradient back).
+      validate_every: meta steps between validations.
 
     Returns:
       A `MetaTrainResult`.
@@ -401,7 +410,28 @@ def meta_train(
         unroll_length=unroll_length,
         random_offsets=random_offsets,
     )
+
+    @jax.jit
+    def validation_loss(mp):
+        fresh = _fresh_states(family, schedule, inner, mp, validation_keys)
+
+        def one(state):
+            return truncation_loss(mp, state, family, schedule, inner, horizon, objective=objective)
+
+        return jnp.mean(jax.vmap(one)(fresh)[0])
+
+    validation, best = [], (np.inf, meta_params)
+
+    def validate(step, mp):
+        nonlocal best
+        value = float(validation_loss(mp))
+        validation.append((step, value))
+        if value < best[0]:
+            best = (value, mp)
+
     history, grad_norms = [], []
+    if validation_keys is not None:
+        validate(0, meta_params)
     for i in range(num_meta_steps):
         key, step_key = jax.random.split(key)
         meta_params, meta_opt_state, states, loss, grad_norm = meta_step(
@@ -411,13 +441,18 @@ def meta_train(
         grad_norms.append(float(grad_norm))
         if callback is not None:
             callback(i, history[-1])
-        if time_budget_s is not None and time.perf_counter() - start > time_budget_s:
+        out_of_time = time_budget_s is not None and time.perf_counter() - start > time_budget_s
+        last = out_of_time or i == num_meta_steps - 1
+        if validation_keys is not None and ((i + 1) % validate_every == 0 or last):
+            validate(i + 1, meta_params)
+        if out_of_time:
             break
     return MetaTrainResult(
-        meta_params=meta_params,
+        meta_params=meta_params if validation_keys is None else best[1],
         history=np.asarray(history),
         grad_norms=np.asarray(grad_norms),
         wall_time_s=time.perf_counter() - start,
+        validation=np.asarray(validation, np.float64).reshape(-1, 2),
     )
 
 

@@ -229,10 +229,22 @@ def test_meta_train_improves_the_schedule_and_returns_history():
         horizon=10,
         num_tasks=4,
         meta_optimizer=optax.adam(3e-2),
+        validation_keys=jax.random.split(jax.random.key(50), 4),
+        validate_every=10,
     )
     assert result.history.shape == (40,) and result.grad_norms.shape == (40,)
     assert np.all(np.isfinite(result.history))
     assert np.mean(result.history[-10:]) < np.mean(result.history[:10]) - 0.1
+    # Validated at steps 0, 10, ..., 40; the params returned are the best validated ones.
+    np.testing.assert_array_equal(result.validation[:, 0], [0, 10, 20, 30, 40])
+    assert result.validation[-1, 1] < result.validation[0, 1]
+    states = meta._fresh_states(
+        family, schedule, SGD, result.meta_params, jax.random.split(jax.random.key(50), 4)
+    )
+    again = jax.vmap(
+        lambda s: meta.truncation_loss(result.meta_params, s, family, schedule, SGD, 10)[0]
+    )(states)
+    np.testing.assert_allclose(np.mean(again), result.validation[:, 1].min(), rtol=1e-4)
     # Held-out tasks: the trained schedule beats its untrained start (the constant base_lr).
     keys = jax.random.split(jax.random.key(99), 8)
     trained = meta.evaluate(
