@@ -22,6 +22,7 @@ import json
 import os
 import time
 
+import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -227,6 +228,8 @@ def main():
             args.objective,
         )
         trained[name] = (schedule, result)
+        with open(os.path.join(RESULTS, f"{args.tag}_{name}_schedule.msgpack"), "wb") as f:
+            f.write(flax.serialization.to_bytes(result.meta_params["schedule"]))
         params = result.meta_params["schedule"]
         entry = {
             "meta_train_wall_s": result.wall_time_s,

@@ -16,7 +16,8 @@ are not in lock-step. Per-task meta-gradients come from `jax.vmap`; a task whose
 not finite contributes zero, diverged losses are replaced by a large finite value, and the mean
 meta-gradient is clipped before the meta-optimizer step.
 
-The task protocol and families live in `lookahead_jax.tasks`.
+The task protocol and families live in `lookahead_jax.tasks` and are re-exported here, so
+``lookahead_jax.meta`` is the one namespace for meta-training.
 """
 
 import time
@@ -29,7 +30,38 @@ import numpy as np
 import optax
 
 from lookahead_jax.lstm_schedule import LSTMSchedule, current_learning_rate, learned_schedule
-from lookahead_jax.tasks import Task, TaskFamily
+from lookahead_jax.tasks import (
+    MLP,
+    Task,
+    TaskFamily,
+    digits_mlp_family,
+    mlp_family,
+    quadratic_family,
+    regression_family,
+)
+
+__all__ = [
+    "LOG_LOSS_CAP",
+    "MLP",
+    "OBJECTIVES",
+    "EvalResult",
+    "InnerState",
+    "MetaTrainResult",
+    "Task",
+    "TaskFamily",
+    "digits_mlp_family",
+    "evaluate",
+    "init_slots",
+    "loss_curves",
+    "meta_gradient",
+    "meta_train",
+    "mlp_family",
+    "quadratic_family",
+    "regression_family",
+    "truncation_loss",
+    "unroll",
+    "zero_nonfinite",
+]
 
 MetaParams = dict[str, Any]
 OBJECTIVES = ("mean_log_loss", "mean_loss", "final_log_loss", "final_loss")
