@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lookahead_jax import nested_state
+from lookahead_jax import nested_state, tree_checks
 
 _INT32_MAX = 2**31 - 1
 
@@ -36,36 +36,6 @@ def _slow_target(u, p, s, alpha):
     dtype = jnp.promote_types(jnp.promote_types(u.dtype, p.dtype), s.dtype)
     s_wide = s.astype(dtype)
     return s_wide + jnp.asarray(alpha, dtype) * (p.astype(dtype) + u.astype(dtype) - s_wide)
-
-
-def _check_float_params(params: optax.Params) -> None:
-    """Slow weights of an integer, boolean or key leaf would be silently truncated: refuse them."""
-    for path, p in jax.tree_util.tree_leaves_with_path(params):
-        dtype = p.dtype if hasattr(p, "dtype") else jnp.result_type(p)  # key arrays have .dtype
-        if not jnp.issubdtype(dtype, jnp.inexact):
-            raise TypeError(
-                f"lookahead: params must be floating point, got dtype {dtype} at "
-                f"params{jax.tree_util.keystr(path)}. Keep integer, boolean and PRNG-key leaves "
-                "out of the optimizer, e.g. optax.multi_transform({'train': lookahead(...), "
-                "'frozen': optax.set_to_zero()}, labels)."
-            )
-
-
-def _check_updates_match(updates: optax.Updates, params: optax.Params) -> None:
-    """The gradients must be shaped like the params (a broadcast would reshape the params)."""
-    if jax.tree.structure(updates) != jax.tree.structure(params):
-        raise ValueError(
-            "lookahead: the updates (gradients) must have the tree structure of the params; got "
-            f"{jax.tree.structure(updates)} for params {jax.tree.structure(params)}"
-        )
-    for (path, u), p in zip(
-        jax.tree_util.tree_leaves_with_path(updates), jax.tree.leaves(params), strict=True
-    ):
-        if jnp.shape(u) != jnp.shape(p):
-            raise ValueError(
-                f"lookahead: the update at {jax.tree_util.keystr(path)} has shape "
-                f"{jnp.shape(u)} but the param has shape {jnp.shape(p)}"
-            )
 
 
 def _check_step_size(slow_step_size: Any) -> optax.Schedule:
@@ -157,7 +127,7 @@ def lookahead(
     wrap_at = (_INT32_MAX // k) * k
 
     def init_fn(params: optax.Params) -> LookaheadState:
-        _check_float_params(params)
+        tree_checks.check_float_params("lookahead", params)
         # A fresh buffer even when the dtype is unchanged: the slow weights must never alias the
         # params, or jitting the step with both donated fails ("donate the same buffer twice").
         slow = jax.tree.map(lambda p: jnp.array(p, dtype=slow_dtype, copy=True), params)
@@ -176,7 +146,7 @@ def lookahead(
                 "lookahead: update needs the current params (the fast weights) to move them onto "
                 "the slow weights at a sync; call tx.update(grads, state, params)."
             )
-        _check_updates_match(updates, params)
+        tree_checks.check_like_params("lookahead", updates, params)
         fast_updates, inner_state = inner.update(updates, state.inner_state, params, **extra_args)
         count = jnp.where(state.count >= wrap_at, state.count - k + 1, state.count + 1)
         sync = count % k == 0

@@ -34,6 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from lookahead_jax import tree_checks
+
 MaskOrFn = Any | Callable[[optax.Params], Any] | None
 
 
@@ -168,7 +170,8 @@ def _step_counts(count: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 def _zeros(params: optax.Params, dtype: jnp.dtype | None) -> optax.Updates:
     # A fresh buffer per leaf, never aliasing the params, so both can be donated.
-    return jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), dtype or jnp.asarray(p).dtype), params)
+    # zeros_like keeps each param's sharding, so moments start sharded like their params.
+    return jax.tree.map(lambda p: jnp.zeros_like(p, dtype=dtype or jnp.asarray(p).dtype), params)
 
 
 def _require_params(caller: str, params: optax.Params | None) -> optax.Params:
@@ -178,26 +181,6 @@ def _require_params(caller: str, params: optax.Params | None) -> optax.Params:
             "tx.update(grads, state, params)."
         )
     return params
-
-
-def _check_like_params(caller: str, updates: optax.Updates, params: optax.Params | None) -> None:
-    """Raises where a gradient's shape differs from its param's (it would broadcast silently)."""
-    if params is None:
-        return
-
-    def check(path, g, p):
-        if jnp.shape(g) != jnp.shape(p):
-            raise ValueError(
-                f"{caller}: the gradient at {jax.tree_util.keystr(path)} has shape {jnp.shape(g)} "
-                f"but the param has shape {jnp.shape(p)}"
-            )
-
-    try:
-        jax.tree_util.tree_map_with_path(check, updates, params)
-    except ValueError as e:
-        if str(e).startswith(caller):
-            raise
-        raise ValueError(f"{caller}: the gradients do not have the structure of the params") from e
 
 
 def _decay_flags(mask: MaskOrFn, params: optax.Params) -> Any:
@@ -273,6 +256,7 @@ def sgd(
     has_decay = not _is_python_zero(weight_decay)
 
     def init_fn(params: optax.Params) -> SgdState:
+        tree_checks.check_float_params(caller, params)
         return SgdState(
             count=jnp.zeros([], jnp.int32),
             momentum_buffer=_zeros(params, None) if has_momentum else None,
@@ -287,7 +271,7 @@ def sgd(
         del extra_args
         if has_decay:
             _require_params(caller, params)
-        _check_like_params(caller, updates, params)
+        tree_checks.check_like_params(caller, updates, params)
         ref = updates if params is None else params
         sdt = _scalar_dtype(ref)
         count, taken = _step_counts(state.count)
@@ -352,6 +336,7 @@ def _adam_family(
     nu_dtype = _check_dtype(caller, "nu_dtype", nu_dtype)
 
     def init_fn(params: optax.Params) -> AdamState:
+        tree_checks.check_float_params(caller, params)
         return AdamState(
             count=jnp.zeros([], jnp.int32),
             exp_avg=_zeros(params, mu_dtype),
@@ -368,7 +353,7 @@ def _adam_family(
         del extra_args
         if has_decay:
             _require_params(caller, params)
-        _check_like_params(caller, updates, params)
+        tree_checks.check_like_params(caller, updates, params)
         ref = updates if params is None else params
         flags = _decay_flags(mask, ref) if has_decay else jax.tree.map(lambda _: False, ref)
         sdt = _scalar_dtype(ref)
@@ -688,6 +673,7 @@ def rmsprop(
     has_decay = not _is_python_zero(weight_decay)
 
     def init_fn(params: optax.Params) -> RmspropState:
+        tree_checks.check_float_params(caller, params)
         return RmspropState(
             count=jnp.zeros([], jnp.int32),
             square_avg=_zeros(params, None),
@@ -704,7 +690,7 @@ def rmsprop(
         del extra_args
         if has_decay:
             _require_params(caller, params)
-        _check_like_params(caller, updates, params)
+        tree_checks.check_like_params(caller, updates, params)
         ref = updates if params is None else params
         count, taken = _step_counts(state.count)
         lr = jnp.asarray(lr_fn(taken), _scalar_dtype(ref))
@@ -798,9 +784,11 @@ def adagrad(
     has_decay = not _is_python_zero(weight_decay)
 
     def init_fn(params: optax.Params) -> AdagradState:
+        tree_checks.check_float_params(caller, params)
+
         def full(p):
             dtype = jnp.asarray(p).dtype
-            return jnp.full(jnp.shape(p), jnp.asarray(initial_accumulator_value, dtype), dtype)
+            return jnp.full_like(p, initial_accumulator_value, dtype=dtype)
 
         return AdagradState(count=jnp.zeros([], jnp.int32), sum=jax.tree.map(full, params))
 
@@ -813,7 +801,7 @@ def adagrad(
         del extra_args
         if has_decay:
             _require_params(caller, params)
-        _check_like_params(caller, updates, params)
+        tree_checks.check_like_params(caller, updates, params)
         ref = updates if params is None else params
         sdt = _scalar_dtype(ref)
         count, taken = _step_counts(state.count)

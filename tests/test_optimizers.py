@@ -820,7 +820,7 @@ def test_gradients_unlike_the_params_raise(factory):
     name = factory.__name__
     with pytest.raises(ValueError, match=rf"^{name}: the gradient at \['w'\] has shape \(3,\)"):
         tx.update({"w": jnp.ones(3), "b": jnp.ones(2)}, state, params)  # would broadcast
-    with pytest.raises(ValueError, match=f"^{name}: the gradients do not have the structure"):
+    with pytest.raises(ValueError, match=f"^{name}: the updates .gradients. must have the tree"):
         tx.update({"w": jnp.ones(())}, state, params)
 
 

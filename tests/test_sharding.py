@@ -40,31 +40,12 @@ TRANSFORMATIONS = [
 ]
 
 # Known defects outside lookahead.py, reported to their owners; strict, so a fix is noticed.
-OPTIMIZERS_INIT = pytest.mark.xfail(
-    strict=True,
-    reason="optimizers._zeros/adagrad init build buffers with jnp.zeros(shape)/jnp.full(shape): "
-    "moments start replicated (eager and jitted), not sharded like their params",
-)
 CARRY_ALIASES = pytest.mark.xfail(
     strict=True,
     reason="LSTMSchedule.initial_carry reuses one zeros array for c and h (and for the scalars): "
     "an eagerly initialised state cannot be donated ('donate the same buffer twice')",
 )
-KNOWN = {
-    **{
-        f"{name}:init": OPTIMIZERS_INIT
-        for name in [
-            "lookahead_adamw",
-            "sgd_nesterov_wd",
-            "adam_amsgrad",
-            "adamw",
-            "bert_adamw",
-            "rmsprop_centered_momentum",
-            "adagrad",
-        ]
-    },
-    "lookahead_learned_schedule:init": CARRY_ALIASES,
-}
+KNOWN = {"lookahead_learned_schedule:init": CARRY_ALIASES}
 
 CHECKS = [
     pytest.param(name, marks=KNOWN.get(name, ()), id=name)
