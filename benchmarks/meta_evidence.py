@@ -305,7 +305,7 @@ def plot(plots, path):
         ):
             c = curves[method]
             ax.plot(
-                np.exp(np.mean(np.log(c), axis=0)),
+                np.exp(np.mean(np.log(np.maximum(c, 1e-30)), axis=0)),  # float32 can reach 0
                 color=color,
                 label=method,
                 ls="--" if method == "untrained" else "-",
