@@ -128,6 +128,9 @@ def lookahead_suite(rounds: int = 21) -> list[Row]:
         runners = {
             "optax.adamw": JaxRunner(inner, params, grads),
             "lj.lookahead(adamw)": JaxRunner(lookahead(inner, SYNC_PERIOD), params, grads),
+            "lj.lookahead(adamw, flat)": JaxRunner(
+                lookahead(inner, SYNC_PERIOD, slow_layout="flat"), params, grads
+            ),
             # Separate fast and slow buffers: init_synced aliases them, which donation rejects.
             "optax.lookahead(adamw)": JaxRunner(
                 optax.lookahead(inner, SYNC_PERIOD, 0.5), params, grads, wrap_params=pair
@@ -136,17 +139,16 @@ def lookahead_suite(rounds: int = 21) -> list[Row]:
         # Whole sync cycles per sample, so each sample averages the same mix of step kinds.
         steps = SYNC_PERIOD * (2 if n_leaves <= 40 else 20)
         medians = time_interleaved(runners, rounds, steps)
-        baselines = {"lj.lookahead(adamw)": "optax.adamw", "optax.lookahead(adamw)": "optax.adamw"}
+        baselines = {
+            "lj.lookahead(adamw)": "optax.adamw",
+            "lj.lookahead(adamw, flat)": "optax.adamw",
+            "optax.lookahead(adamw)": "optax.adamw",
+        }
         rows += _rows(label, medians, baselines)
-        rows.append(
-            Row(
-                label,
-                "optax.lookahead / lj.lookahead",
-                float("nan"),
-                medians["optax.lookahead(adamw)"] / medians["lj.lookahead(adamw)"],
-                None,
-            )
-        )
+        for ours in ("lj.lookahead(adamw)", "lj.lookahead(adamw, flat)"):
+            speedup = medians["optax.lookahead(adamw)"] / medians[ours]
+            name = f"optax.lookahead / {ours.removeprefix('lj.')}"
+            rows.append(Row(label, name, float("nan"), speedup, None))
     return rows
 
 

@@ -1,5 +1,6 @@
 """Lookahead (Zhang et al. 2019) around any optax transformation, slow weights kept in the state."""
 
+import math
 import numbers
 from typing import Any, NamedTuple
 
@@ -13,11 +14,56 @@ from lookahead_jax import nested_state, tree_checks
 _INT32_MAX = 2**31 - 1
 
 
+@jax.tree_util.register_pytree_node_class
+class FlatSlow:
+    """The slow weights as one flat buffer: `lookahead(..., slow_layout="flat")`.
+
+    One buffer instead of one per leaf: a jitted step pays JAX's per-buffer dispatch cost once
+    rather than per leaf, which is what dominates for many small leaves. The tree structure and
+    leaf shapes are static (pytree aux data), so `jit`, `vmap` and checkpoints see one array.
+    """
+
+    def __init__(self, buffer: jax.Array, treedef: Any, shapes: tuple[tuple[int, ...], ...]):
+        self.buffer = buffer  # shape=(total size,), the slow dtype
+        self.treedef = treedef
+        self.shapes = shapes
+
+    @classmethod
+    def from_tree(cls, tree: optax.Params, dtype: Any = None) -> "FlatSlow":
+        leaves, treedef = jax.tree.flatten(tree)
+        dtype = dtype or (jnp.result_type(*leaves) if leaves else jnp.float32)
+        parts = [jnp.ravel(leaf).astype(dtype) for leaf in leaves]
+        buffer = jnp.concatenate(parts) if parts else jnp.zeros((0,), dtype)
+        return cls(buffer, treedef, tuple(jnp.shape(leaf) for leaf in leaves))
+
+    def to_tree(self) -> optax.Params:
+        """The slow weights as a pytree like the params (slices of the buffer: no copy in jit).
+
+        Leading axes of the buffer (e.g. from `jax.vmap` over models) lead every leaf.
+        """
+        batch, leaves, offset = self.buffer.shape[:-1], [], 0
+        for shape in self.shapes:
+            size = math.prod(shape)
+            leaves.append(self.buffer[..., offset : offset + size].reshape(*batch, *shape))
+            offset += size
+        return jax.tree.unflatten(self.treedef, leaves)
+
+    def tree_flatten(self):
+        return (self.buffer,), (self.treedef, self.shapes)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(children[0], *aux)
+
+    def __repr__(self) -> str:
+        return f"FlatSlow(buffer={self.buffer!r}, leaves={len(self.shapes)})"
+
+
 class LookaheadState(NamedTuple):
     """State of `lookahead`."""
 
     inner_state: optax.OptState
-    slow: optax.Params  # one copy of the params: the slow weights phi
+    slow: optax.Params | FlatSlow  # one copy of the params: the slow weights phi
     count: jax.Array  # shape=(), int32: fast steps taken so far (wraps keeping the phase mod k)
 
 
@@ -62,6 +108,7 @@ def lookahead(
     slow_step_size: optax.ScalarOrSchedule = 0.5,
     reset_inner_state: bool = False,
     slow_dtype: Any = None,
+    slow_layout: str = "tree",
 ) -> optax.GradientTransformationExtraArgs:
     r"""Lookahead: k fast steps of `inner`, then one step of the slow weights towards them.
 
@@ -88,6 +135,11 @@ def lookahead(
         as optax's `reset_state`. The paper keeps it (the default).
       slow_dtype: dtype of the slow weights (e.g. `jnp.float32` under bfloat16 params); `None`
         keeps each param's dtype. Updates always come back in the dtype of the inner updates.
+      slow_layout: `"tree"` (default) keeps one slow buffer per param, with the param's
+        sharding, so FSDP-sharded params get sharded slow weights. `"flat"` keeps them in one
+        1-D buffer (of `slow_dtype`, else the widest param dtype): on one device and with many
+        small leaves this saves JAX's per-buffer cost on every step (see the README's
+        benchmarks), but it does not follow a sharded layout.
 
     Params must be floating point (a `TypeError` names any integer, boolean or key leaf), and the
     updates passed to `update` must have the structure and shapes of the params (`ValueError`).
@@ -126,11 +178,17 @@ def lookahead(
     # the sync phase survives arbitrarily long runs and the count never overflows int32.
     wrap_at = (_INT32_MAX // k) * k
 
+    if slow_layout not in ("tree", "flat"):
+        raise ValueError(f"lookahead: slow_layout must be 'tree' or 'flat', got {slow_layout=}")
+
     def init_fn(params: optax.Params) -> LookaheadState:
         tree_checks.check_float_params("lookahead", params)
         # A fresh buffer even when the dtype is unchanged: the slow weights must never alias the
         # params, or jitting the step with both donated fails ("donate the same buffer twice").
-        slow = jax.tree.map(lambda p: jnp.array(p, dtype=slow_dtype, copy=True), params)
+        if slow_layout == "flat":
+            slow = FlatSlow.from_tree(params, slow_dtype)  # concatenate: a fresh buffer
+        else:
+            slow = jax.tree.map(lambda p: jnp.array(p, dtype=slow_dtype, copy=True), params)
         return LookaheadState(
             inner_state=inner.init(params), slow=slow, count=jnp.zeros([], jnp.int32)
         )
@@ -161,15 +219,17 @@ def lookahead(
             target = _slow_target(u, p, s, alpha)
             return jnp.where(sync, (target - p.astype(target.dtype)).astype(u.dtype), u)
 
-        new_updates = jax.tree.map(leaf_update, fast_updates, params, state.slow)
+        flat = isinstance(state.slow, FlatSlow)
+        old_slow = state.slow.to_tree() if flat else state.slow
+        new_updates = jax.tree.map(leaf_update, fast_updates, params, old_slow)
         # Exactly optax.apply_updates' expression, so XLA computes it once for both uses.
         new_params = jax.tree.map(
             lambda p, u: jnp.asarray(p + u).astype(jnp.asarray(p).dtype), params, new_updates
         )
-        same_dtype = jax.tree.map(lambda p, s: p.dtype == s.dtype, params, state.slow)
+        same_dtype = jax.tree.map(lambda p, s: p.dtype == s.dtype, params, old_slow)
 
         def synced_slow():
-            return jax.tree.map(
+            synced = jax.tree.map(
                 lambda same, p_new, u, p, s: (
                     p_new if same else _slow_target(u, p, s, alpha).astype(s.dtype)
                 ),
@@ -177,8 +237,9 @@ def lookahead(
                 new_params,
                 fast_updates,
                 params,
-                state.slow,
+                old_slow,
             )
+            return FlatSlow.from_tree(synced, state.slow.buffer.dtype) if flat else synced
 
         slow = jax.lax.cond(sync, synced_slow, lambda: state.slow)
 
@@ -217,4 +278,5 @@ def slow_params(state: optax.OptState, params: optax.Params | None = None) -> op
       {'w': Array([1., 1.], dtype=float32)}
     """
     slow = nested_state.find_state(state, LookaheadState, caller="slow_params").slow
+    slow = slow.to_tree() if isinstance(slow, FlatSlow) else slow
     return slow if params is None else nested_state.fill_masked(slow, params)

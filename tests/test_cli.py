@@ -152,7 +152,7 @@ def test_help_has_an_example():
 def test_bench_prints_rows_with_ratios():
     report = json.loads(cli("bench", "--suites", "lookahead", "--quick", "--json").stdout)
     variants = {(r["shape"], r["variant"]): r for r in report["rows"]}
-    assert len(variants) == 8  # 2 shapes x (3 variants + the speed-up row)
+    assert len(variants) == 12  # 2 shapes x (4 variants + 2 speed-up rows)
     for (_, variant), row in variants.items():
         if variant == "lj.lookahead(adamw)":
             assert row["baseline"] == "optax.adamw" and row["ratio"] > 0

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lookahead_jax as lj
+from lookahead_jax.lookahead import FlatSlow
 
 GRADS = {"x": jnp.array(2.0), "y": jnp.array(-2.0)}
 PARAMS = {"x": jnp.array(3.0), "y": jnp.array(-3.0)}
@@ -649,7 +650,8 @@ def test_orbax_resume_at_every_phase_is_bit_identical(tmp_path, phase):
 # -- Memory --------------------------------------------------------------------------------------
 
 
-def test_compiled_step_needs_no_temporary_beyond_the_inner_step():
+@pytest.mark.parametrize("layout", ["tree", "flat"])
+def test_compiled_step_needs_no_temporary_beyond_the_inner_step(layout):
     # 20 leaves of 4 KiB: any leaf-sized temporary (an inner update kept in memory, a copy of the
     # params) would add at least 4 KiB; scalars (the sync flag, alpha) are all we allow.
     params = {f"w{i}": jnp.full((32, 32), float(i)) for i in range(20)}
@@ -663,5 +665,58 @@ def test_compiled_step_needs_no_temporary_beyond_the_inner_step():
         return lowered.compile().memory_analysis().temp_size_in_bytes
 
     inner = optax.adamw(1e-3)
-    extra = temp_bytes(lj.lookahead(inner)) - temp_bytes(inner)
+    extra = temp_bytes(lj.lookahead(inner, slow_layout=layout)) - temp_bytes(inner)
     assert extra < 32 * 32 * 4, extra
+
+
+# -- The flat slow-weight layout ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reset", [False, True])
+@pytest.mark.parametrize("slow_dtype", [None, jnp.float32])
+def test_flat_layout_follows_the_tree_layout_bit_for_bit(reset, slow_dtype):
+    _, _, params, loss = mlp_problem()
+    params = {**params, "scalar": jnp.asarray(0.5), "empty": jnp.zeros((0, 3))}
+    if slow_dtype is not None:  # mixed dtypes: bfloat16 params under float32 slow weights
+        params["hidden"] = jax.tree.map(lambda x: x.astype(jnp.bfloat16), params["hidden"])
+    grad = jax.grad(lambda p: loss({"hidden": p["hidden"], "out": p["out"]}) + p["scalar"] ** 2)
+    kwargs = dict(sync_period=3, slow_step_size=0.5, reset_inner_state=reset, slow_dtype=slow_dtype)
+    tree_hist, tree_state = run(lj.lookahead(optax.adam(1e-2), **kwargs), params, grad, 8)
+    flat_tx = lj.lookahead(optax.adam(1e-2), slow_layout="flat", **kwargs)
+    flat_hist, flat_state = run(flat_tx, params, grad, 8)
+    chex.assert_trees_all_equal(flat_hist, tree_hist)
+    assert isinstance(flat_state.slow, FlatSlow) and flat_state.slow.buffer.ndim == 1
+    chex.assert_trees_all_equal(lj.slow_params(flat_state), lj.slow_params(tree_state))
+
+
+def test_flat_layout_with_donation_vmap_and_orbax(tmp_path):
+    ocp = pytest.importorskip("orbax.checkpoint")
+    tx = lj.lookahead(optax.sgd(0.1, momentum=0.5), 3, 0.5, slow_layout="flat")
+    params = {"a": jnp.ones((2, 3)), "b": [jnp.full(4, 2.0)]}
+
+    @functools.partial(jax.jit, donate_argnums=(0, 1))
+    def step(params, state):
+        updates, state = tx.update(quadratic_grads(params), state, params)
+        return optax.apply_updates(params, updates), state
+
+    p, s = jax.tree.map(jnp.copy, params), tx.init(params)
+    for _ in range(4):
+        p, s = step(p, s)
+    with ocp.StandardCheckpointer() as ckpt:
+        ckpt.save(tmp_path / "ckpt", {"params": p, "opt_state": s})
+    with ocp.StandardCheckpointer() as ckpt:
+        abstract = jax.tree.map(
+            ocp.utils.to_shape_dtype_struct, {"params": params, "opt_state": tx.init(params)}
+        )
+        restored = ckpt.restore(tmp_path / "ckpt", abstract)
+    chex.assert_trees_all_equal(restored["opt_state"].slow.buffer, s.slow.buffer)
+    batched = jax.vmap(tx.init)(jax.tree.map(lambda x: jnp.stack([x, -x]), params))
+    assert batched.slow.buffer.shape == (2, 10)
+    chex.assert_trees_all_equal(
+        jax.tree.map(lambda x: x[1], lj.slow_params(batched)), jax.tree.map(jnp.negative, params)
+    )
+
+
+def test_unknown_layouts_are_rejected():
+    with pytest.raises(ValueError, match="slow_layout='flattened'"):
+        lj.lookahead(optax.sgd(0.1), slow_layout="flattened")
