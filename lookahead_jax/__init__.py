@@ -5,6 +5,7 @@ from lookahead_jax import meta, tasks
 from lookahead_jax.averaging import AverageState, average, averaged_params, swa_schedule
 from lookahead_jax.lookahead import LookaheadState, lookahead, slow_params
 from lookahead_jax.lstm_schedule import (
+    ExtraArgsTrainState,
     LearnedScheduleState,
     LSTMSchedule,
     ScheduleCarry,
@@ -30,6 +31,7 @@ __all__ = [
     "AdagradState",
     "AdamState",
     "AverageState",
+    "ExtraArgsTrainState",
     "LSTMSchedule",
     "LearnedScheduleState",
     "LookaheadState",

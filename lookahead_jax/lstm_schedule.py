@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import optax
 from flax.training import train_state
 
-from lookahead_jax import nested_state
+from lookahead_jax import nested_state, tree_checks
 
 # Extra keyword arguments of optax's `GradientTransformationExtraArgs` convention that
 # `ExtraArgsTrainState.apply_gradients` forwards to `tx.update` instead of `replace`.
@@ -132,10 +132,14 @@ class LSTMSchedule(nn.Module):
 
     def initial_carry(self, dtype: Any = jnp.float32) -> ScheduleCarry:
         """The carry before the first step (needs no params)."""
-        zeros = jnp.zeros([self.hidden_size], dtype)
-        scalar = jnp.zeros([], dtype)
-        count = jnp.zeros([], jnp.int32)
-        return ScheduleCarry(zeros, zeros, count, count, scalar, scalar, scalar, scalar)
+        # A separate buffer per field: aliased fields could not be donated ("donate the same
+        # buffer twice").
+        vector = lambda: jnp.zeros([self.hidden_size], dtype)
+        scalar = lambda: jnp.zeros([], dtype)
+        count = lambda: jnp.zeros([], jnp.int32)
+        return ScheduleCarry(
+            vector(), vector(), count(), count(), scalar(), scalar(), scalar(), scalar()
+        )
 
     def init_params(self, key: jax.Array) -> Any:
         """Initial params (the output layer is zero, so the schedule starts at ``base_lr``)."""
@@ -307,6 +311,7 @@ def learned_schedule(
     dtype = jnp.result_type(*jax.tree.leaves(schedule_params))
 
     def init_fn(params: optax.Params) -> LearnedScheduleState:
+        tree_checks.check_float_params("learned_schedule", params)
         return LearnedScheduleState(
             inner_state=inner.init(params),
             carry=schedule.initial_carry(dtype),
@@ -321,6 +326,7 @@ def learned_schedule(
         value: jax.Array | None = None,
         **extra_args: Any,
     ) -> tuple[optax.Updates, LearnedScheduleState]:
+        tree_checks.check_like_params("learned_schedule", updates, params)
         if value is None:
             raise ValueError(
                 "learned_schedule: update needs the loss as the `value` extra argument, e.g. "

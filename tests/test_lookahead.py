@@ -445,15 +445,18 @@ def rosenbrock(p):
 
 
 def test_lookahead_lbfgs_minimises_rosenbrock():
+    # The value and gradient are computed afresh: optax.value_and_grad_from_state would reuse
+    # the line search's cached value, which is stale right after a sync moved the params.
     tx = lj.lookahead(optax.lbfgs(), sync_period=5, slow_step_size=0.5)
     params = {"a": jnp.array(-1.2), "b": jnp.array(1.0)}
     state = tx.init(params)
-    value_and_grad = optax.value_and_grad_from_state(rosenbrock)
 
     @jax.jit
     def step(params, state):
-        value, grad = value_and_grad(params, state=state)
-        updates, state = tx.update(grad, state, params, value=value, grad=grad, value_fn=rosenbrock)
+        value, grad = jax.value_and_grad(rosenbrock)(params)
+        updates, state = tx.update(
+            grad, state, params, value=value, grad=grad, value_fn=rosenbrock
+        )
         return optax.apply_updates(params, updates), state
 
     for _ in range(200):

@@ -195,20 +195,8 @@ def test_every_kind_of_node_eager_and_jitted(name):
 
 # -- Integer and boolean leaves, mismatched gradients ----------------------------------------------
 
-_SILENT_INTEGER = pytest.mark.xfail(
-    strict=True,
-    reason="integer/bool params are silently truncated (no error): reported to the module owner",
-)
-INTEGER_KNOWN = {
-    name: _SILENT_INTEGER
-    for name in NAMES
-    if "learned_schedule" in name and "lookahead" not in name  # lookahead raises around it
-}
 
-
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=INTEGER_KNOWN.get(n, ()), id=n) for n in NAMES]
-)
+@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize(
     "bad_leaf",
     [jnp.array([10, 20], jnp.int32), jnp.array([True, False]), jnp.array(7, jnp.uint8)],
@@ -256,31 +244,8 @@ def mismatched_grads():
     }
 
 
-_SILENT_BROADCAST = pytest.mark.xfail(
-    strict=True,
-    reason="learned_schedule does not check the gradients against the params and optax.sgd "
-    "broadcasts a (3,) gradient over a () param: the param silently becomes (3,); reported",
-)
-
-
-SILENT_BROADCAST = ("learned_schedule",)
-
-
-def _mismatch_cases():
-    _, cases = mismatched_grads()
-    out = []
-    for name in NAMES:
-        for case in cases:
-            silent = case == "broadcast_shape" and name in SILENT_BROADCAST
-            out.append(
-                pytest.param(
-                    name, case, marks=_SILENT_BROADCAST if silent else (), id=f"{name}-{case}"
-                )
-            )
-    return out
-
-
-@pytest.mark.parametrize(("name", "case"), _mismatch_cases())
+@pytest.mark.parametrize("case", list(mismatched_grads()[1]))
+@pytest.mark.parametrize("name", NAMES)
 def test_gradients_unlike_the_params_raise(name, case):
     row, tx = make_tx(name)
     params, cases = mismatched_grads()

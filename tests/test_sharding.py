@@ -39,16 +39,8 @@ TRANSFORMATIONS = [
     "lookahead_learned_schedule",
 ]
 
-# Known defects outside lookahead.py, reported to their owners; strict, so a fix is noticed.
-CARRY_ALIASES = pytest.mark.xfail(
-    strict=True,
-    reason="LSTMSchedule.initial_carry reuses one zeros array for c and h (and for the scalars): "
-    "an eagerly initialised state cannot be donated ('donate the same buffer twice')",
-)
-KNOWN = {"lookahead_learned_schedule:init": CARRY_ALIASES}
-
 CHECKS = [
-    pytest.param(name, marks=KNOWN.get(name, ()), id=name)
+    pytest.param(name, id=name)
     for name in [f"{t}:{kind}" for t in TRANSFORMATIONS for kind in ("init", "train")]
     + ["meta_gradient_tasks_sharded"]
 ]
