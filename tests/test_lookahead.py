@@ -454,9 +454,7 @@ def test_lookahead_lbfgs_minimises_rosenbrock():
     @jax.jit
     def step(params, state):
         value, grad = jax.value_and_grad(rosenbrock)(params)
-        updates, state = tx.update(
-            grad, state, params, value=value, grad=grad, value_fn=rosenbrock
-        )
+        updates, state = tx.update(grad, state, params, value=value, grad=grad, value_fn=rosenbrock)
         return optax.apply_updates(params, updates), state
 
     for _ in range(200):
