@@ -18,6 +18,14 @@ EXAMPLES = {
   lookahead-jax compare --optimizers optax.adam:learning_rate=3e-3 optax.sgd --sync-period 10
   lookahead-jax compare --json --quiet > results.json
   lookahead-jax compare --model cnn --epochs 10 --out runs/cnn; lookahead-jax compare --resume""",
+    "meta-train": """examples:
+  lookahead-jax meta-train --family quadratic --budget 60
+  lookahead-jax meta-train --family digits --budget 240 --out runs/digits
+  lookahead-jax meta-eval runs/digits --heldout 200""",
+    "meta-eval": """examples:
+  lookahead-jax meta-eval runs/meta-train
+  lookahead-jax meta-eval runs/digits --horizon 400        # twice the trained horizon
+  lookahead-jax meta-eval runs/digits --family regression  # a family it was not trained on""",
     "bench": """examples:
   lookahead-jax bench
   lookahead-jax bench --suites lookahead --quick
@@ -82,7 +90,9 @@ def write_atomic(path: Path, text: str) -> None:
 
 def _build_parser() -> argparse.ArgumentParser:
     from lookahead_jax.data import DATASETS
+    from lookahead_jax.meta import OBJECTIVES
     from lookahead_jax.optimizer_specs import OPTIMIZERS
+    from lookahead_jax.schedule_eval import FAMILY_NAMES
 
     parser = _Parser(
         prog="lookahead-jax",
@@ -144,6 +154,56 @@ def _build_parser() -> argparse.ArgumentParser:
     robustness.add_argument("--slow-step-sizes", type=_fraction, nargs="+", default=[0.5])
     _add_training_args(robustness, epochs=10, seeds=[0, 1], out="runs/robustness")
     robustness.set_defaults(run=run_robustness)
+
+    meta_train = sub.add_parser(
+        "meta-train",
+        help="meta-train an LSTM learning-rate schedule on a task family",
+        description="Tunes a constant learning rate on tuning tasks, then meta-trains an "
+        "LSTMSchedule that starts from it (jax.grad through unrolled training, early-stopped on "
+        "validation tasks) for a wall-time budget. Saves the schedule params (orbax), its "
+        "settings and plots of the meta-loss and of the learned rates.",
+        epilog=EXAMPLES["meta-train"],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    meta_train.add_argument("--family", choices=FAMILY_NAMES, default="digits")
+    meta_train.add_argument(
+        "--budget", type=_positive_float, default=120.0, help="meta-training seconds (120)"
+    )
+    meta_train.add_argument("--horizon", type=_positive_int, default=200, help="inner steps")
+    meta_train.add_argument(
+        "--unroll-length", type=_positive_int, default=None, help="truncation (default: horizon)"
+    )
+    meta_train.add_argument("--num-tasks", type=_positive_int, default=8, help="tasks per step")
+    meta_train.add_argument("--meta-lr", type=_positive_float, default=None)
+    meta_train.add_argument("--objective", choices=OBJECTIVES, default="final_loss")
+    meta_train.add_argument("--tune-tasks", type=_positive_int, default=32)
+    meta_train.add_argument("--seed", type=int, default=0)
+    meta_train.add_argument("--out", type=Path, default=Path("runs/meta-train"))
+    meta_train.add_argument("--json", action="store_true", help="print a JSON summary")
+    meta_train.add_argument("--quiet", action="store_true", help="no progress bar")
+    meta_train.set_defaults(run=run_meta_train)
+
+    meta_eval = sub.add_parser(
+        "meta-eval",
+        help="compare a meta-trained schedule with tuned baselines on held-out tasks",
+        description="Loads a `meta-train` output folder and evaluates the learned schedule, the "
+        "untrained one, the best constant rate and the best cosine decay (both tuned on a "
+        "log-spaced grid on tuning tasks) on held-out tasks never seen in tuning or "
+        "meta-training: mean +- s.e. of the final training loss, and paired differences.",
+        epilog=EXAMPLES["meta-eval"],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    meta_eval.add_argument("checkpoint", type=Path, help="a meta-train --out folder")
+    meta_eval.add_argument(
+        "--family", choices=FAMILY_NAMES, default=None, help="default: the trained family"
+    )
+    meta_eval.add_argument("--horizon", type=_positive_int, default=None)
+    meta_eval.add_argument("--heldout", type=_positive_int, default=50, help="held-out tasks")
+    meta_eval.add_argument("--tune-tasks", type=_positive_int, default=32)
+    meta_eval.add_argument("--out", type=Path, default=None, help="default: CHECKPOINT/eval")
+    meta_eval.add_argument("--json", action="store_true", help="print the results as JSON")
+    meta_eval.add_argument("--quiet", action="store_true", help="(no progress bar to hide)")
+    meta_eval.set_defaults(run=run_meta_eval)
 
     bench = sub.add_parser(
         "bench",
@@ -410,6 +470,153 @@ def run_robustness(args: argparse.Namespace) -> int:
         ],
     )
     print(f"wrote {args.out / 'results.json'} and {args.out / 'robustness.png'}")
+    return 0
+
+
+def run_meta_train(args: argparse.Namespace) -> int:
+    import time
+
+    import orbax.checkpoint as ocp
+
+    from lookahead_jax import schedule_eval as se
+    from lookahead_jax.lstm_schedule import learned_schedule
+    from lookahead_jax.meta import evaluate
+    from lookahead_jax.plots import plot_meta_training
+
+    if args.unroll_length is not None and args.horizon % args.unroll_length:
+        raise _UsageError(
+            f"--unroll-length must divide --horizon, got {args.unroll_length} and {args.horizon}"
+        )
+    family, inner, grid = se.family_setup(args.family)
+    meta_lr = se.META_LR[args.family] if args.meta_lr is None else args.meta_lr
+    start = time.perf_counter()
+    with _progress(args.quiet or args.json) as progress:
+        task = progress.add_task(f"meta-train {args.family} (s)", total=round(args.budget))
+        tick = lambda *_: progress.update(
+            task, completed=min(round(time.perf_counter() - start), round(args.budget))
+        )
+        schedule, result = se.meta_train_family(
+            args.family,
+            args.budget,
+            args.horizon,
+            args.unroll_length,
+            args.num_tasks,
+            meta_lr,
+            args.seed,
+            grid,
+            args.tune_tasks,
+            args.objective,
+            callback=tick,
+            verbose=False,
+        )
+        progress.update(task, completed=round(args.budget))
+    params = result.meta_params["schedule"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    ckpt = (args.out / "schedule").absolute()
+    with ocp.StandardCheckpointer() as checkpointer:
+        checkpointer.save(ckpt, params, force=True)
+    settings = {
+        "family": args.family,
+        "base_lr": schedule.base_lr,
+        "hidden_size": schedule.hidden_size,
+        "horizon": args.horizon,
+        "unroll_length": args.unroll_length,
+        "num_tasks": args.num_tasks,
+        "meta_lr": meta_lr,
+        "objective": args.objective,
+        "seed": args.seed,
+        "meta_steps": len(result.history),
+        "wall_time_s": result.wall_time_s,
+        "meta_loss_history": result.history.tolist(),
+        "validation_history": np.asarray(result.validation).tolist(),
+    }
+    write_atomic(args.out / "settings.json", json.dumps(settings, indent=1))
+    keys = se.task_keys(se.VALID_ROOT, 8)
+    lrs = evaluate(family, learned_schedule(inner, schedule, params), keys, args.horizon).lrs
+    plot_meta_training(
+        np.asarray(result.history),
+        lrs,
+        schedule.base_lr,
+        args.out / "meta_training.png",
+        f"LSTM schedule meta-trained on {args.family} ({len(result.history)} meta steps, "
+        f"{result.wall_time_s:.0f} s)",
+    )
+    summary = {k: v for k, v in settings.items() if not k.endswith("history")}
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    first, last = result.history[:10].mean(), result.history[-10:].mean()
+    print(
+        f"meta-trained on {args.family}: {len(result.history)} meta steps in "
+        f"{result.wall_time_s:.0f} s, meta-loss {first:.4g} -> {last:.4g}; base lr "
+        f"{schedule.base_lr:.3g} (the tuned constant)\nwrote {ckpt}, "
+        f"{args.out / 'settings.json'} and {args.out / 'meta_training.png'}"
+    )
+    return 0
+
+
+def run_meta_eval(args: argparse.Namespace) -> int:
+    import jax
+    import orbax.checkpoint as ocp
+
+    from lookahead_jax import schedule_eval as se
+    from lookahead_jax.lstm_schedule import LSTMSchedule
+
+    settings_path = args.checkpoint / "settings.json"
+    if not settings_path.exists():
+        raise _UsageError(f"{args.checkpoint} is not a meta-train output folder (no settings.json)")
+    settings = json.loads(settings_path.read_text())
+    family_name = args.family or settings["family"]
+    horizon = args.horizon or settings["horizon"]
+    family, inner, grid = se.family_setup(family_name)
+    base_lr = settings["base_lr"]
+    if family_name != settings["family"]:
+        # The one number the baselines also get to tune on the new family: its best constant.
+        base_lr = se.tune(
+            family, inner, grid, se.task_keys(se.TUNE_ROOT, args.tune_tasks), horizon
+        )[0]
+    schedule = LSTMSchedule(base_lr=base_lr, hidden_size=settings["hidden_size"])
+    abstract = jax.eval_shape(schedule.init_params, jax.random.key(0))
+    with ocp.StandardCheckpointer() as checkpointer:
+        params = checkpointer.restore((args.checkpoint / "schedule").absolute(), abstract)
+    out, lrs, curves = se.compare(
+        family, inner, grid, horizon, schedule, params, args.tune_tasks, args.heldout
+    )
+    out.update(family=family_name, trained_on=settings["family"])
+    folder = args.out or args.checkpoint / "eval"
+    write_atomic(folder / "results.json", json.dumps(out, indent=1))
+    se.plot({(family_name, f"horizon {horizon}"): (lrs, curves)}, folder / "comparison.png")
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    rows = []
+    for name, s in out["final_loss"].items():
+        diff = out.get(f"learned_minus_{name}")
+        rows.append(
+            (
+                name,
+                f"{s['mean']:.4g} ± {s['se']:.2g}",
+                f"{out['final_loss_median'][name]:.3g}",
+                "" if diff is None else f"{diff['mean']:.3g} ± {diff['se']:.2g}",
+                "" if diff is None else ("yes" if diff["paired_beats_by_2se"] else "no"),
+                "" if diff is None else f"{diff['tasks_won']}/{args.heldout}",
+            )
+        )
+    _print_table(
+        f"{family_name}, horizon {horizon}, {args.heldout} held-out tasks (schedule trained on "
+        f"{settings['family']}); constant lr {out['best_constant_lr']:.3g}, cosine peak "
+        f"{out['best_cosine_peak']:.3g}, tuned on {args.tune_tasks} tuning tasks",
+        (
+            "method",
+            "final loss (mean ± s.e.)",
+            "median",
+            "learned - it (paired)",
+            "learned better by > 2 s.e.",
+            "tasks learned wins",
+        ),
+        rows,
+    )
+    print(f"wrote {folder / 'results.json'} and {folder / 'comparison.png'}")
     return 0
 
 

@@ -116,3 +116,45 @@ def plot_robustness(
     ax.legend(fontsize="small", title="x = diverged")
     ax.set_title(title)
     save_figure(fig, path)
+
+
+def plot_meta_training(
+    meta_losses: np.ndarray, lrs: np.ndarray, base_lr: float, path: Path, title: str
+) -> None:
+    """Meta-loss per meta step, and the learned rates on a few validation tasks.
+
+    Args:
+      meta_losses: `[meta_steps]` meta-losses.
+      lrs: `[tasks, horizon]` learning rates the learned schedule chose.
+      base_lr: the untrained schedule's constant rate (the tuned constant), drawn for reference.
+      path: the PNG to write.
+      title: the figure title.
+    """
+    plt = _pyplot()
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12, 4.2))
+    steps = np.arange(1, len(meta_losses) + 1)
+    ax0.plot(steps, meta_losses, alpha=0.4, label="per meta step")
+    window = max(1, len(meta_losses) // 20)
+    if len(meta_losses) >= window:
+        smooth = np.convolve(meta_losses, np.ones(window) / window, mode="valid")
+        ax0.plot(steps[window - 1 :], smooth, label=f"moving mean ({window})")
+    ax0.set_xlabel("meta step")
+    ax0.set_ylabel("meta-loss (objective, mean over tasks)")
+    ax0.legend(fontsize="small")
+    ax0.grid(True, alpha=0.3)
+    for i, traj in enumerate(np.asarray(lrs)):
+        ax1.plot(
+            np.arange(len(traj)),
+            traj,
+            color="C0",
+            alpha=0.6,
+            label="learned (validation tasks)" if i == 0 else None,
+        )
+    ax1.axhline(base_lr, color="C1", ls="--", label=f"untrained = tuned constant ({base_lr:.3g})")
+    ax1.set_yscale("log")
+    ax1.set_xlabel("inner step")
+    ax1.set_ylabel("learning rate")
+    ax1.legend(fontsize="small")
+    ax1.grid(True, which="both", alpha=0.3)
+    fig.suptitle(title)
+    save_figure(fig, path)

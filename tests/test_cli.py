@@ -157,3 +157,49 @@ def test_bench_prints_rows_with_ratios():
         if variant == "lj.lookahead(adamw)":
             assert row["baseline"] == "optax.adamw" and row["ratio"] > 0
             assert row["median_ms"] > 0
+
+
+def test_meta_train_then_meta_eval(tmp_path):
+    summary = json.loads(
+        cli(
+            "meta-train",
+            "--family",
+            "quadratic",
+            "--budget",
+            "3",
+            "--horizon",
+            "20",
+            "--tune-tasks",
+            "4",
+            "--num-tasks",
+            "4",
+            "--out",
+            str(tmp_path),
+            "--json",
+        ).stdout
+    )
+    assert summary["family"] == "quadratic" and summary["meta_steps"] >= 1
+    assert (tmp_path / "meta_training.png").exists() and (tmp_path / "schedule").is_dir()
+    report = json.loads(
+        cli("meta-eval", str(tmp_path), "--heldout", "6", "--tune-tasks", "4", "--json").stdout
+    )
+    assert set(report["final_loss"]) == {"learned", "untrained", "best_constant", "cosine"}
+    assert report["num_heldout_tasks"] == 6 and report["horizon"] == 20
+    # The untrained schedule is the tuned constant, exactly.
+    assert report["final_loss"]["untrained"] == report["final_loss"]["best_constant"]
+    assert (tmp_path / "eval" / "comparison.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["meta-eval", "/nonexistent"], "is not a meta-train output folder"),
+        (["meta-train", "--horizon", "10", "--unroll-length", "3"], "must divide --horizon"),
+        (["meta-train", "--family", "mnist"], "invalid choice: 'mnist'"),
+        (["robustness", "--lrs", "0"], "expected a positive number, got '0'"),
+    ],
+)
+def test_other_subcommands_bad_input(args, needle):
+    proc = cli(*args, check=False)
+    assert proc.returncode == 2 and needle in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
