@@ -198,12 +198,12 @@ def optimizers_suite(
 
 def format_table(rows: Iterable[Row]) -> str:
     """A fixed-width text table of rows."""
-    header = f"{'shape':<24} {'variant':<32} {'median ms':>10} {'ratio':>7}  {'vs':<16}"
+    header = f"{'shape':<24} {'variant':<42} {'median ms':>10} {'ratio':>7}  {'vs':<16}"
     lines = [header, "-" * len(header)]
     for r in rows:
         ms = "" if np.isnan(r.median_ms) else f"{r.median_ms:10.3f}"
         ratio = "" if r.ratio is None else f"{r.ratio:7.2f}"
-        lines.append(f"{r.shape:<24} {r.variant:<32} {ms:>10} {ratio:>7}  {r.baseline or '':<16}")
+        lines.append(f"{r.shape:<24} {r.variant:<42} {ms:>10} {ratio:>7}  {r.baseline or '':<16}")
     return "\n".join(lines)
 
 
