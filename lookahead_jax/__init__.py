@@ -1,7 +1,7 @@
 """lookahead_jax: Lookahead over any optax transformation, PyTorch-faithful optimizers and
 learned learning-rate schedules, in pure JAX."""
 
-from lookahead_jax import meta, tasks
+from lookahead_jax import meta, schedule_eval, tasks
 from lookahead_jax.averaging import AverageState, average, averaged_params, swa_schedule
 from lookahead_jax.lookahead import LookaheadState, lookahead, slow_params
 from lookahead_jax.lstm_schedule import (
@@ -49,6 +49,7 @@ __all__ = [
     "lookahead",
     "meta",
     "rmsprop",
+    "schedule_eval",
     "sgd",
     "slow_params",
     "swa_schedule",

@@ -346,6 +346,8 @@ def meta_train(
     callback: Callable[[int, float], None] | None = None,
     validation_keys: jax.Array | None = None,
     validate_every: int = 100,
+    mesh: jax.sharding.Mesh | None = None,
+    task_axis: str = "tasks",
 ) -> MetaTrainResult:
     """Meta-trains `schedule` (and, with ``learn_init``, the initial params) on `family`.
 
@@ -378,6 +380,10 @@ def meta_train(
         meta-loss are returned (early stopping: meta-training on chaotic losses can drift into
         rates that make some tasks diverge, where the capped loss gives no gradient back).
       validate_every: meta steps between validations.
+      mesh: shard the task slots across this mesh's `task_axis` (`num_tasks` must be a
+        multiple of its size): each device trains its own tasks, the meta-params are replicated
+        and only the mean meta-gradient is all-reduced.
+      task_axis: the mesh axis that splits the tasks.
 
     Returns:
       A `MetaTrainResult`.
@@ -407,6 +413,17 @@ def meta_train(
         optax.clip(meta_clip), optax.adam(1e-3) if meta_optimizer is None else meta_optimizer
     )
     meta_opt_state = meta_opt.init(meta_params)
+    shard_tasks = lambda tree: tree
+    if mesh is not None:
+        if task_axis not in mesh.shape or num_tasks % mesh.shape[task_axis]:
+            raise ValueError(
+                f"meta_train: num_tasks must be a multiple of the mesh axis {task_axis!r}, got "
+                f"{num_tasks=} and mesh axes {dict(mesh.shape)}"
+            )
+        tasks_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(task_axis))
+        replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+        meta_params, meta_opt_state = jax.device_put((meta_params, meta_opt_state), replicated)
+        shard_tasks = lambda tree: jax.lax.with_sharding_constraint(tree, tasks_sharding)
 
     def fresh_states(mp, task_keys):
         return _fresh_states(family, schedule, inner, mp, task_keys)
@@ -415,7 +432,7 @@ def meta_train(
     def meta_step(mp, opt_state, states, step_key):
         done = states.step >= horizon
         task_keys = jax.random.split(step_key, num_tasks)
-        states = _select(done, fresh_states(mp, task_keys), states)
+        states = shard_tasks(_select(done, fresh_states(mp, task_keys), states))
         loss, grads, states = meta_gradient(
             mp,
             states,
@@ -442,6 +459,8 @@ def meta_train(
         unroll_length=unroll_length,
         random_offsets=random_offsets,
     )
+    if mesh is not None:
+        states = jax.device_put(states, tasks_sharding)
 
     @jax.jit
     def validation_loss(mp):

@@ -123,7 +123,7 @@ def test_compare_quiet_has_no_progress():
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--optimizers", "nadam"], "unknown optimizer 'nadam'; choose from optax.adam"),
+        (["--optimizers", "nadam"], "unknown optimizer 'nadam'; choose from sgd, adam"),
         (["--optimizers", "optax.sgd:lr=0.1"], "takes no argument 'lr'; it takes learning_rate"),
         (["--optimizers", "optax.sgd:learning_rate"], "expected key=value"),
         (["--optimizers", "optax.sgd:learning_rate=fast"], "got 'fast'"),

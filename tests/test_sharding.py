@@ -42,7 +42,7 @@ TRANSFORMATIONS = [
 CHECKS = [
     pytest.param(name, id=name)
     for name in [f"{t}:{kind}" for t in TRANSFORMATIONS for kind in ("init", "train")]
-    + ["meta_gradient_tasks_sharded"]
+    + ["meta_gradient_tasks_sharded", "meta_train_with_a_mesh"]
 ]
 
 

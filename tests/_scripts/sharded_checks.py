@@ -392,6 +392,35 @@ def meta_gradient_tasks_sharded():
     chex.assert_trees_all_close(jax.device_get(got), jax.device_get(ref), rtol=1e-5, atol=1e-6)
 
 
+@check
+def meta_train_with_a_mesh():
+    from lookahead_jax import meta, tasks
+
+    family = tasks.quadratic_family(dim=2)
+    schedule = LSTMSchedule(base_lr=0.05, hidden_size=2)
+    kwargs = dict(
+        key=jax.random.key(0),
+        num_meta_steps=3,
+        horizon=4,
+        unroll_length=2,
+        num_tasks=8,
+        random_offsets=False,
+    )
+    ref = meta.meta_train(family, schedule, optax.sgd(1.0), **kwargs)
+    mesh = jax.make_mesh((8,), ("tasks",), axis_types=(AxisType.Auto,))
+    got = meta.meta_train(family, schedule, optax.sgd(1.0), mesh=mesh, **kwargs)
+    for leaf in jax.tree.leaves(got.meta_params):
+        assert leaf.sharding.is_fully_replicated, leaf.sharding
+    chex.assert_trees_all_close(got.meta_params, ref.meta_params, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got.history, ref.history, rtol=1e-5)
+    try:
+        meta.meta_train(family, schedule, optax.sgd(1.0), mesh=mesh, **{**kwargs, "num_tasks": 6})
+    except ValueError as e:
+        assert "num_tasks must be a multiple of the mesh axis 'tasks'" in str(e), e
+    else:
+        raise AssertionError("num_tasks=6 on 8 devices did not raise")
+
+
 def main(names: list[str]) -> None:
     assert len(jax.devices()) == 8, jax.devices()
     results = {}
