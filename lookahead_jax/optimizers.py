@@ -174,6 +174,22 @@ def _zeros(params: optax.Params, dtype: jnp.dtype | None) -> optax.Updates:
     return jax.tree.map(lambda p: jnp.zeros_like(p, dtype=dtype or jnp.asarray(p).dtype), params)
 
 
+def _begin_update(caller, updates, params, has_decay, count, lr_fn):
+    """The checks and step quantities every optimizer's update starts with.
+
+    Returns:
+      `(ref, sdt, t, taken, lr)`: the tree to read shapes and dtypes from (params, else the
+      updates), the scalar dtype, this step's number, the steps already taken, and the rate.
+    """
+    if has_decay:
+        _require_params(caller, params)
+    tree_checks.check_like_params(caller, updates, params)
+    ref = updates if params is None else params
+    sdt = _scalar_dtype(ref)
+    t, taken = _step_counts(count)
+    return ref, sdt, t, taken, jnp.asarray(lr_fn(taken), sdt)
+
+
 def _require_params(caller: str, params: optax.Params | None) -> optax.Params:
     if params is None:
         raise ValueError(
@@ -269,13 +285,9 @@ def sgd(
         **extra_args: Any,
     ) -> tuple[optax.Updates, SgdState]:
         del extra_args
-        if has_decay:
-            _require_params(caller, params)
-        tree_checks.check_like_params(caller, updates, params)
-        ref = updates if params is None else params
-        sdt = _scalar_dtype(ref)
-        count, taken = _step_counts(state.count)
-        lr = jnp.asarray(lr_fn(taken), sdt)
+        ref, sdt, count, _taken, lr = _begin_update(
+            caller, updates, params, has_decay, state.count, lr_fn
+        )
         first = count == 1
         # PyTorch's buffer starts as the first d: b = 0 * b + 1 * d on the first step.
         buf_coef = jnp.where(first, 0.0, jnp.asarray(momentum, sdt))
@@ -351,14 +363,10 @@ def _adam_family(
         **extra_args: Any,
     ) -> tuple[optax.Updates, AdamState]:
         del extra_args
-        if has_decay:
-            _require_params(caller, params)
-        tree_checks.check_like_params(caller, updates, params)
-        ref = updates if params is None else params
+        ref, sdt, count, _taken, lr = _begin_update(
+            caller, updates, params, has_decay, state.count, lr_fn
+        )
         flags = _decay_flags(mask, ref) if has_decay else jax.tree.map(lambda _: False, ref)
-        sdt = _scalar_dtype(ref)
-        count, taken = _step_counts(state.count)
-        lr = jnp.asarray(lr_fn(taken), sdt)
         t = count.astype(sdt)
         bc1, bc2 = _bias_correction(b1, t), _bias_correction(b2, t)
         if decay_kind == "bert":
@@ -688,12 +696,9 @@ def rmsprop(
         **extra_args: Any,
     ) -> tuple[optax.Updates, RmspropState]:
         del extra_args
-        if has_decay:
-            _require_params(caller, params)
-        tree_checks.check_like_params(caller, updates, params)
-        ref = updates if params is None else params
-        count, taken = _step_counts(state.count)
-        lr = jnp.asarray(lr_fn(taken), _scalar_dtype(ref))
+        ref, _, count, _taken, lr = _begin_update(
+            caller, updates, params, has_decay, state.count, lr_fn
+        )
 
         def leaf(g, p, s, *rest):
             a = rest[0] if centered else None
@@ -799,13 +804,9 @@ def adagrad(
         **extra_args: Any,
     ) -> tuple[optax.Updates, AdagradState]:
         del extra_args
-        if has_decay:
-            _require_params(caller, params)
-        tree_checks.check_like_params(caller, updates, params)
-        ref = updates if params is None else params
-        sdt = _scalar_dtype(ref)
-        count, taken = _step_counts(state.count)
-        lr = jnp.asarray(lr_fn(taken), sdt)
+        ref, sdt, count, taken, lr = _begin_update(
+            caller, updates, params, has_decay, state.count, lr_fn
+        )
         clr = lr / (1.0 + taken.astype(sdt) * jnp.asarray(lr_decay, sdt))
 
         def leaf(g, p, acc):
