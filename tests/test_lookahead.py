@@ -614,9 +614,21 @@ def test_jit_and_eager_agree():
 # -- Checkpointing ------------------------------------------------------------------------------
 
 
+def orbax_round_trip(tmp_path, tx, params, tree):
+    """Saves `tree` with orbax and restores it against the structure of a fresh `tx.init`."""
+    import orbax.checkpoint as ocp
+
+    with ocp.StandardCheckpointer() as ckpt:
+        ckpt.save(tmp_path / "ckpt", tree)
+    with ocp.StandardCheckpointer() as ckpt:
+        abstract = jax.tree.map(
+            ocp.utils.to_shape_dtype_struct, {"params": params, "opt_state": tx.init(params)}
+        )
+        return ckpt.restore(tmp_path / "ckpt", abstract)
+
+
 @pytest.mark.parametrize("phase", range(4))
 def test_orbax_resume_at_every_phase_is_bit_identical(tmp_path, phase):
-    ocp = pytest.importorskip("orbax.checkpoint")
     _, _, params, loss = mlp_problem()
     k, total = 4, 13
     tx = lj.lookahead(optax.adam(1e-2), k, 0.5)
@@ -630,13 +642,7 @@ def test_orbax_resume_at_every_phase_is_bit_identical(tmp_path, phase):
     stop = k + phase  # t % k == phase at the interruption
     for _ in range(stop):
         p, s = step(p, s)
-    with ocp.StandardCheckpointer() as ckpt:
-        ckpt.save(tmp_path / "ckpt", {"params": p, "opt_state": s})
-    with ocp.StandardCheckpointer() as ckpt:
-        abstract = jax.tree.map(
-            ocp.utils.to_shape_dtype_struct, {"params": params, "opt_state": tx.init(params)}
-        )
-        restored = ckpt.restore(tmp_path / "ckpt", abstract)
+    restored = orbax_round_trip(tmp_path, tx, params, {"params": p, "opt_state": s})
     assert isinstance(restored["opt_state"], lj.LookaheadState)
     assert int(restored["opt_state"].count) == stop
     rp, rs = restored["params"], restored["opt_state"]
@@ -691,7 +697,6 @@ def test_flat_layout_follows_the_tree_layout_bit_for_bit(reset, slow_dtype):
 
 
 def test_flat_layout_with_donation_vmap_and_orbax(tmp_path):
-    ocp = pytest.importorskip("orbax.checkpoint")
     tx = lj.lookahead(optax.sgd(0.1, momentum=0.5), 3, 0.5, slow_layout="flat")
     params = {"a": jnp.ones((2, 3)), "b": [jnp.full(4, 2.0)]}
 
@@ -703,13 +708,7 @@ def test_flat_layout_with_donation_vmap_and_orbax(tmp_path):
     p, s = jax.tree.map(jnp.copy, params), tx.init(params)
     for _ in range(4):
         p, s = step(p, s)
-    with ocp.StandardCheckpointer() as ckpt:
-        ckpt.save(tmp_path / "ckpt", {"params": p, "opt_state": s})
-    with ocp.StandardCheckpointer() as ckpt:
-        abstract = jax.tree.map(
-            ocp.utils.to_shape_dtype_struct, {"params": params, "opt_state": tx.init(params)}
-        )
-        restored = ckpt.restore(tmp_path / "ckpt", abstract)
+    restored = orbax_round_trip(tmp_path, tx, params, {"params": p, "opt_state": s})
     chex.assert_trees_all_equal(restored["opt_state"].slow.buffer, s.slow.buffer)
     batched = jax.vmap(tx.init)(jax.tree.map(lambda x: jnp.stack([x, -x]), params))
     assert batched.slow.buffer.shape == (2, 10)
