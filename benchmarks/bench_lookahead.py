@@ -2,7 +2,7 @@
 
 Jitted, donated steps (update + `optax.apply_updates`) on ~10M params in 40 leaves and ~1M params
 in 200 leaves, sync period 5, timed interleaved in one run; medians and ratios. The harness is
-`lookahead_jax.bench` (also behind `lookahead-jax bench`).
+`lookahead_jax.cli.timing` (also behind `lookahead-jax bench`).
 
 Run:  python benchmarks/bench_lookahead.py            (~1 minute on 2 cores)
       python benchmarks/bench_lookahead.py --quick    (fewer rounds)
@@ -10,7 +10,7 @@ Run:  python benchmarks/bench_lookahead.py            (~1 minute on 2 cores)
 
 import argparse
 
-from lookahead_jax import bench
+from lookahead_jax.cli import timing as bench
 from lookahead_jax.lookahead import lookahead
 
 if __name__ == "__main__":

@@ -32,8 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lookahead_jax import meta, tasks
-from lookahead_jax.lstm_schedule import LSTMSchedule, learned_schedule
+from lookahead_jax import LSTMSchedule, learned_schedule, meta
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
 SGD = optax.sgd(1.0)
@@ -42,11 +41,11 @@ SGD = optax.sgd(1.0)
 def teacher_family(in_features, hidden, seed=0):
     """One fixed teacher-student regression task (tanh MLP student, linear teacher, batch 128).
 
-    Built directly on the `tasks.Task` protocol, so the PyTorch side can use the same teacher.
+    Built directly on the `meta.Task` protocol, so the PyTorch side can use the same teacher.
     """
     teacher = np.random.default_rng(seed).normal(size=(in_features, 1)).astype(np.float32)
     teacher /= np.sqrt(in_features)
-    model = tasks.MLP(hidden=tuple(hidden), out=1)
+    model = meta.MLP(hidden=tuple(hidden), out=1)
 
     def loss(params, x):
         return jnp.mean((model.apply(params, x) - x @ teacher) ** 2)
@@ -55,7 +54,7 @@ def teacher_family(in_features, hidden, seed=0):
         return jax.random.normal(key, (128, in_features))
 
     x_fixed = sample_batch(jax.random.key(seed))
-    task = tasks.Task(
+    task = meta.Task(
         init_params=lambda key: model.init(key, x_fixed[:1]),
         loss=loss,
         sample_batch=sample_batch,
@@ -73,7 +72,7 @@ def setup(in_features, hidden, seed=0):
     sp["params"]["out"]["kernel"] = 0.3 * jax.random.normal(k, sp["params"]["out"]["kernel"].shape)
     mp = {"schedule": sp}
     tx = learned_schedule(SGD, schedule, sp)
-    state = meta._fresh_state(family, tx, jax.random.key(seed + 2), None)
+    state = meta.fresh_state(family, tx, jax.random.key(seed + 2), None)
     return family, teacher, schedule, mp, state
 
 

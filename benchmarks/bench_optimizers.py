@@ -2,7 +2,7 @@
 
 Jitted, donated JAX steps (update + `optax.apply_updates`) and torch `optimizer.step()` on params
 whose `.grad` is set, on ~10M params in 40 leaves and ~1M params in 200 leaves, timed interleaved
-in one run; medians and ratios. The harness is `lookahead_jax.bench` (also behind
+in one run; medians and ratios. The harness is `lookahead_jax.cli.timing` (also behind
 `lookahead-jax bench`).
 
 Run:  python benchmarks/bench_optimizers.py            (~2 minutes on 2 cores)
@@ -14,7 +14,7 @@ import argparse
 
 import optax
 
-from lookahead_jax import bench
+from lookahead_jax.cli import timing as bench
 from lookahead_jax.optimizers import adamw
 
 if __name__ == "__main__":

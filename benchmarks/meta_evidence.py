@@ -26,9 +26,8 @@ import os
 import flax.serialization
 import jax
 
-from lookahead_jax import meta
-from lookahead_jax.lstm_schedule import LSTMSchedule
-from lookahead_jax.schedule_eval import (
+from lookahead_jax import LSTMSchedule, meta
+from lookahead_jax.cli.experiment import (
     META_LR,
     TUNE_ROOT,
     compare,

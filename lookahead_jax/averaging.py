@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lookahead_jax import nested_state, tree_checks
+from lookahead_jax import checks, nested_state
 
 
 class AverageState(NamedTuple):
@@ -102,7 +102,7 @@ def average(
             raise ValueError(f"{caller}: decay must be in [0, 1], got {decay=}")
 
     def init_fn(params: optax.Params) -> AverageState:
-        tree_checks.check_float_params("average", params)
+        checks.check_float_params("average", params)
         # A fresh buffer: the average must never alias the params, so both can be donated.
         averaged = jax.tree.map(lambda p: jnp.array(p, copy=True), params)
         return AverageState(

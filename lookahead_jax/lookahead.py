@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lookahead_jax import nested_state, tree_checks
+from lookahead_jax import checks, nested_state
 
 _INT32_MAX = 2**31 - 1
 
@@ -182,7 +182,7 @@ def lookahead(
         raise ValueError(f"lookahead: slow_layout must be 'tree' or 'flat', got {slow_layout=}")
 
     def init_fn(params: optax.Params) -> LookaheadState:
-        tree_checks.check_float_params("lookahead", params)
+        checks.check_float_params("lookahead", params)
         # A fresh buffer even when the dtype is unchanged: the slow weights must never alias the
         # params, or jitting the step with both donated fails ("donate the same buffer twice").
         if slow_layout == "flat":
@@ -204,7 +204,7 @@ def lookahead(
                 "lookahead: update needs the current params (the fast weights) to move them onto "
                 "the slow weights at a sync; call tx.update(grads, state, params)."
             )
-        tree_checks.check_like_params("lookahead", updates, params)
+        checks.check_like_params("lookahead", updates, params)
         fast_updates, inner_state = inner.update(updates, state.inner_state, params, **extra_args)
         count = jnp.where(state.count >= wrap_at, state.count - k + 1, state.count + 1)
         sync = count % k == 0

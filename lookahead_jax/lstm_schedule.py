@@ -1,10 +1,8 @@
-"""A learning-rate schedule that is a small LSTM reading the loss, differentiable end to end.
+"""`LSTMSchedule`: a learning-rate schedule that is a small LSTM reading the loss.
 
-`LSTMSchedule` is a pure `flax.linen` module: given its carry and this step's loss and gradient
-norm it returns a new carry and a learning rate. `learned_schedule` wraps any optax transformation
-and scales its updates by that rate. Because the module's params are an ordinary pytree closed over
-by the transformation, `jax.grad` can differentiate a whole training run with respect to them;
-`lookahead_jax.meta` uses this very transformation in its inner loop.
+A pure `flax.linen` module: given its carry and this step's loss and gradient norm it returns a
+new carry and a learning rate. `lookahead_jax.learned_schedule` turns it into an optax
+transformation.
 """
 
 import math
@@ -14,14 +12,7 @@ from typing import Any, NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
-from flax.training import train_state
 
-from lookahead_jax import nested_state, tree_checks
-
-# Extra keyword arguments of optax's `GradientTransformationExtraArgs` convention that
-# `ExtraArgsTrainState.apply_gradients` forwards to `tx.update` instead of `replace`.
-_OPTAX_EXTRA_ARGS = ("value", "grad", "value_fn")
 _INT32_MAX = 2**31 - 1
 
 
@@ -243,150 +234,16 @@ class LSTMSchedule(nn.Module):
         return carry._replace(c=c.astype(carry.c.dtype), h=h.astype(carry.h.dtype)), lr
 
 
-class LearnedScheduleState(NamedTuple):
-    """State of `learned_schedule`."""
+def __getattr__(name: str):
+    # Moved in 0.2 to their own modules; importable from here for one release, with a warning.
+    from lookahead_jax._deprecated import moved
 
-    inner_state: optax.OptState
-    carry: ScheduleCarry  # the schedule's recurrent state (LSTM carry in flax's (c, h) order)
-    lr: jax.Array  # shape=(): the rate used by the last update (base_lr before the first)
-
-
-def learned_schedule(
-    inner: optax.GradientTransformation,
-    schedule: LSTMSchedule,
-    schedule_params: Any,
-) -> optax.GradientTransformationExtraArgs:
-    r"""Scales the updates of `inner` by the rate an `LSTMSchedule` emits from the loss.
-
-    At each step, with :math:`L_t` the loss passed as ``value=`` and :math:`g_t` the incoming
-    gradient,
-
-    .. math::
-      (\text{carry}_{t+1}, \eta_t) = \text{schedule}(\text{carry}_t, L_t, \|g_t\|), \qquad
-      u_t = \eta_t \cdot \text{inner}(g_t)
-
-    so ``inner`` should have unit learning rate (``optax.sgd(1.0)``, ``optax.adam(1.0)``). The
-    result is differentiable with respect to ``schedule_params``: build the transformation inside
-    the function you differentiate to meta-learn them (as `lookahead_jax.meta` does).
-
-    Composition with `lookahead`: ``lookahead(learned_schedule(sgd(1.0), ...))`` schedules the fast
-    steps (the paper's semantics: syncs are untouched). ``learned_schedule(lookahead(...), ...)``
-    scales lookahead's whole update, sync jumps included; use it only if that is what you mean.
-
-    Args:
-      inner: any optax transformation; extra args (``value=`` included) are forwarded to it.
-      schedule: an `LSTMSchedule`.
-      schedule_params: its params (`schedule.init_params(key)` or meta-trained ones).
-
-    Returns:
-      An `optax.GradientTransformationExtraArgs` whose update needs ``value=loss``.
-      Read the rate with `current_learning_rate(state)`.
-
-    Example:
-      >>> import jax, jax.numpy as jnp, optax
-      >>> from lookahead_jax.lstm_schedule import (
-      ...     LSTMSchedule, current_learning_rate, learned_schedule)
-      >>> schedule = LSTMSchedule(base_lr=0.1)
-      >>> tx = learned_schedule(optax.sgd(1.0), schedule, schedule.init_params(jax.random.key(0)))
-      >>> params = jnp.array([1.0, -2.0])
-      >>> state = tx.init(params)
-      >>> loss, grads = jax.value_and_grad(lambda p: 0.5 * jnp.sum(p**2))(params)
-      >>> updates, state = tx.update(grads, state, params, value=loss)
-      >>> optax.apply_updates(params, updates)
-      Array([ 0.9, -1.8], dtype=float32)
-      >>> float(current_learning_rate(state))
-      0.10000000149011612
-    """
-    if not isinstance(schedule, LSTMSchedule):
-        raise TypeError(f"learned_schedule: schedule must be an LSTMSchedule, got {schedule!r}")
-    if not (callable(getattr(inner, "init", None)) and callable(getattr(inner, "update", None))):
-        raise TypeError(
-            "learned_schedule: inner must be an optax GradientTransformation (with init and "
-            f"update), got {inner!r}"
-        )
-    inner = optax.with_extra_args_support(inner)
-
-    # The carry (and so the schedule's arithmetic) takes the dtype of the schedule's params:
-    # float64 params give a float64 schedule, as a finite-difference check needs.
-    dtype = jnp.result_type(*jax.tree.leaves(schedule_params))
-
-    def init_fn(params: optax.Params) -> LearnedScheduleState:
-        tree_checks.check_float_params("learned_schedule", params)
-        return LearnedScheduleState(
-            inner_state=inner.init(params),
-            carry=schedule.initial_carry(dtype),
-            lr=jnp.asarray(schedule.base_lr, dtype),
-        )
-
-    def update_fn(
-        updates: optax.Updates,
-        state: LearnedScheduleState,
-        params: optax.Params | None = None,
-        *,
-        value: jax.Array | None = None,
-        **extra_args: Any,
-    ) -> tuple[optax.Updates, LearnedScheduleState]:
-        tree_checks.check_like_params("learned_schedule", updates, params)
-        if value is None:
-            raise ValueError(
-                "learned_schedule: update needs the loss as the `value` extra argument, e.g. "
-                "tx.update(grads, state, params, value=loss); in a Flax TrainState use "
-                "ExtraArgsTrainState.apply_gradients(grads=grads, value=loss)."
-            )
-        grad_norm = optax.tree.norm(updates)
-        carry, lr = schedule.apply(schedule_params, state.carry, value, grad_norm)
-        inner_updates, inner_state = inner.update(
-            updates, state.inner_state, params, value=value, **extra_args
-        )
-        scaled = jax.tree.map(lambda u: u * lr.astype(u.dtype), inner_updates)
-        new_state = LearnedScheduleState(
-            inner_state=inner_state, carry=carry, lr=lr.astype(state.lr.dtype)
-        )
-        return scaled, new_state
-
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
-
-
-def current_learning_rate(state: optax.OptState) -> jax.Array:
-    """Returns the rate of the outermost `learned_schedule` inside an optimizer state.
-
-    Args:
-      state: the state of `learned_schedule(...)` or of any optax wrapper or `lookahead` around it.
-
-    Returns:
-      A scalar: the rate used by the last update (``base_lr`` before the first update).
-
-    Raises:
-      ValueError: if the state holds no `LearnedScheduleState`, or several separate ones.
-    """
-    return nested_state.find_state(state, LearnedScheduleState, caller="current_learning_rate").lr
-
-
-class ExtraArgsTrainState(train_state.TrainState):
-    """A Flax `TrainState` whose `apply_gradients` forwards optax extra args to `tx.update`.
-
-    Flax's own `TrainState.apply_gradients(grads=..., **kwargs)` treats every keyword as a field
-    to replace, so ``value=loss`` cannot reach the optimizer. Here ``value``, ``grad`` and
-    ``value_fn`` go to ``tx.update``; other keywords are replaced as in Flax.
-
-    Example:
-      >>> import jax, jax.numpy as jnp, optax
-      >>> from lookahead_jax.lstm_schedule import (
-      ...     ExtraArgsTrainState, LSTMSchedule, learned_schedule)
-      >>> schedule = LSTMSchedule(base_lr=0.5)
-      >>> tx = learned_schedule(optax.sgd(1.0), schedule, schedule.init_params(jax.random.key(0)))
-      >>> loss_fn = lambda p: jnp.sum(p**2)
-      >>> state = ExtraArgsTrainState.create(apply_fn=None, params=jnp.ones(2), tx=tx)
-      >>> loss, grads = jax.value_and_grad(loss_fn)(state.params)
-      >>> state = state.apply_gradients(grads=grads, value=loss)
-      >>> state.params
-      Array([0., 0.], dtype=float32)
-    """
-
-    def apply_gradients(self, *, grads: Any, **kwargs: Any) -> "ExtraArgsTrainState":
-        extra = {k: kwargs.pop(k) for k in _OPTAX_EXTRA_ARGS if k in kwargs}
-        updates, new_opt_state = self.tx.update(grads, self.opt_state, self.params, **extra)
-        new_params = optax.apply_updates(self.params, updates)
-        return self.replace(
-            step=self.step + 1, params=new_params, opt_state=new_opt_state, **kwargs
-        )
+    moves = {
+        "learned_schedule": "lookahead_jax.learned_schedule",
+        "LearnedScheduleState": "lookahead_jax.learned_schedule",
+        "current_learning_rate": "lookahead_jax.learned_schedule",
+        "ExtraArgsTrainState": "lookahead_jax.flax_train_state",
+    }
+    if name in moves:
+        return moved(f"lookahead_jax.lstm_schedule.{name}", moves[name])
+    raise AttributeError(f"module 'lookahead_jax.lstm_schedule' has no attribute {name!r}")

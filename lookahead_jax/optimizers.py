@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lookahead_jax import tree_checks
+from lookahead_jax import checks
 
 MaskOrFn = Any | Callable[[optax.Params], Any] | None
 
@@ -183,7 +183,7 @@ def _begin_update(caller, updates, params, has_decay, count, lr_fn):
     """
     if has_decay:
         _require_params(caller, params)
-    tree_checks.check_like_params(caller, updates, params)
+    checks.check_like_params(caller, updates, params)
     ref = updates if params is None else params
     sdt = _scalar_dtype(ref)
     t, taken = _step_counts(count)
@@ -272,7 +272,7 @@ def sgd(
     has_decay = not _is_python_zero(weight_decay)
 
     def init_fn(params: optax.Params) -> SgdState:
-        tree_checks.check_float_params(caller, params)
+        checks.check_float_params(caller, params)
         return SgdState(
             count=jnp.zeros([], jnp.int32),
             momentum_buffer=_zeros(params, None) if has_momentum else None,
@@ -348,7 +348,7 @@ def _adam_family(
     nu_dtype = _check_dtype(caller, "nu_dtype", nu_dtype)
 
     def init_fn(params: optax.Params) -> AdamState:
-        tree_checks.check_float_params(caller, params)
+        checks.check_float_params(caller, params)
         return AdamState(
             count=jnp.zeros([], jnp.int32),
             exp_avg=_zeros(params, mu_dtype),
@@ -681,7 +681,7 @@ def rmsprop(
     has_decay = not _is_python_zero(weight_decay)
 
     def init_fn(params: optax.Params) -> RmspropState:
-        tree_checks.check_float_params(caller, params)
+        checks.check_float_params(caller, params)
         return RmspropState(
             count=jnp.zeros([], jnp.int32),
             square_avg=_zeros(params, None),
@@ -789,7 +789,7 @@ def adagrad(
     has_decay = not _is_python_zero(weight_decay)
 
     def init_fn(params: optax.Params) -> AdagradState:
-        tree_checks.check_float_params(caller, params)
+        checks.check_float_params(caller, params)
 
         def full(p):
             dtype = jnp.asarray(p).dtype

@@ -1,227 +1,31 @@
-"""Held-out comparison of a learned schedule with tuned constant and cosine baselines.
-
-The protocol behind `benchmarks/meta_evidence.py` and `lookahead-jax meta-train`/`meta-eval`:
-baselines are tuned on a log-spaced grid on tuning tasks, the schedule is meta-trained on training
-tasks (early-stopped on validation tasks), and everything is evaluated on held-out tasks drawn
-from a PRNG root that neither tuning nor meta-training ever sees. Differences are paired over the
-same tasks.
+"""Deprecated: moved in 0.2. The held-out protocol is `lookahead_jax.meta` (`compare`, `tune`,
+`baseline_tx`, `stats`, `task_keys`, `mean_final`); our suites' experiment around it is the
+application's, `lookahead_jax.cli.experiment`. Old names work for one release, with a warning.
 """
 
-import time
+from lookahead_jax._deprecated import module_getattr
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-import optax
-
-from lookahead_jax import meta, tasks
-from lookahead_jax.lstm_schedule import LSTMSchedule, learned_schedule
-
-# Disjoint PRNG roots: tuning, held-out, validation (early stopping) and meta-training tasks.
-TUNE_ROOT, HELDOUT_ROOT, VALID_ROOT, META_ROOT = 1, 2, 3, 1000
-# Meta-learning rates chosen in short pilots (quadratic: 3e-3 was unstable with another objective).
-META_LR = {"quadratic": 1e-3, "digits": 3e-3, "regression": 3e-3}
-# Validate often where meta steps are cheap (quadratic: ~15 ms; digits: ~1 s).
-VALIDATE_EVERY = {"quadratic": 200, "digits": 20, "regression": 20}
-
-FAMILY_NAMES = ("quadratic", "digits", "regression")
-
-
-def family_setup(name: str) -> tuple[tasks.TaskFamily, optax.GradientTransformation, np.ndarray]:
-    """(family, unit-rate inner optimizer, log-spaced learning-rate grid) of a named family.
-
-    Built on demand: the digits family loads its data set.
-    """
-    if name == "quadratic":
-        return tasks.quadratic_family(), optax.sgd(1.0), np.logspace(-1, 2, 10)
-    if name == "digits":
-        return tasks.digits_mlp_family(), optax.adam(1.0, eps_root=1e-8), np.logspace(-4, -0.5, 10)
-    if name == "regression":
-        return tasks.regression_family(), optax.adam(1.0, eps_root=1e-8), np.logspace(-4, -0.5, 10)
-    raise ValueError(
-        f"family_setup: unknown family {name!r}; choose from {', '.join(FAMILY_NAMES)}"
-    )
-
-
-def task_keys(root: int, n: int) -> jax.Array:
-    """`n` task keys from a PRNG root (`TUNE_ROOT`, `HELDOUT_ROOT`, ...): disjoint task sets."""
-    return jax.random.split(jax.random.key(root), n)
-
-
-def mean_final(x):
-    """Mean final loss over tasks, a diverged (non-finite) task counting as +inf."""
-    # A diverged task counts as +inf, so a rate that diverges anywhere is never picked.
-    x = np.where(np.isfinite(x), x, np.inf)
-    return float(np.mean(x))
-
-
-def baseline_tx(inner, lr, horizon, cosine):
-    """`inner` scaled by a constant rate `lr`, or by a cosine decay from `lr` over `horizon`."""
-    schedule = optax.cosine_decay_schedule(lr, horizon) if cosine else (lambda t: lr)
-    return optax.chain(inner, optax.scale_by_schedule(schedule))
-
-
-def tune(family, inner, grid, keys, horizon):
-    """Best constant rate and best cosine peak (by mean final loss on the tuning tasks)."""
-    means = {}
-    for cosine in (False, True):
-
-        def finals(lr, cosine=cosine):
-            tx = baseline_tx(inner, lr, horizon, cosine)
-            return meta.loss_curves(family, tx, keys, horizon).full_losses[:, -1]
-
-        # One compilation for the whole grid (the rate is traced).
-        f = jax.jit(lambda g: jax.lax.map(finals, g))(jnp.asarray(grid, jnp.float32))
-        means[cosine] = [mean_final(row) for row in np.asarray(f)]
-    const, cos = means[False], means[True]
-    return float(grid[int(np.argmin(const))]), float(grid[int(np.argmin(cos))]), const, cos
-
-
-def stats(x):
-    """Mean and standard error of the mean."""
-    x = np.asarray(x, np.float64)
-    return {"mean": float(np.mean(x)), "se": float(np.std(x, ddof=1) / np.sqrt(len(x)))}
-
-
-def compare(family, inner, grid, horizon, schedule, schedule_params, n_tune, n_heldout):
-    """Tunes baselines at `horizon` and evaluates all methods on held-out tasks."""
-    lr_c, lr_cos, const_curve, cos_curve = tune(
-        family, inner, grid, task_keys(TUNE_ROOT, n_tune), horizon
-    )
-    keys = task_keys(HELDOUT_ROOT, n_heldout)
-    methods = {
-        "learned": learned_schedule(inner, schedule, schedule_params),
-        "untrained": learned_schedule(inner, schedule, schedule.init_params(jax.random.key(0))),
-        "best_constant": baseline_tx(inner, lr_c, horizon, cosine=False),
-        "cosine": baseline_tx(inner, lr_cos, horizon, cosine=True),
-    }
-    evals = {name: meta.evaluate(family, tx, keys, horizon) for name, tx in methods.items()}
-    final = {name: ev.full_losses[:, -1] for name, ev in evals.items()}
-    out = {
-        "horizon": horizon,
-        "num_heldout_tasks": n_heldout,
-        "grid": [float(g) for g in grid],
-        "tuning_mean_final_constant": const_curve,
-        "tuning_mean_final_cosine": cos_curve,
-        "best_constant_lr": lr_c,
-        "best_cosine_peak": lr_cos,
-        "final_loss": {name: stats(v) for name, v in final.items()},
-        "final_loss_median": {name: float(np.median(v)) for name, v in final.items()},
-    }
-    for base in ("best_constant", "cosine", "untrained"):
-        diff = final["learned"] - final[base]
-        d = stats(diff)
-        se_unpaired = float(
-            np.hypot(out["final_loss"]["learned"]["se"], out["final_loss"][base]["se"])
-        )
-        out[f"learned_minus_{base}"] = {
-            **d,
-            "paired_beats_by_2se": bool(d["mean"] < -2 * d["se"]),
-            "unpaired_se": se_unpaired,
-            "unpaired_beats_by_2se": bool(d["mean"] < -2 * se_unpaired),
-            "tasks_won": int(np.sum(diff < 0)),
-        }
-    lrs = {
-        "learned": evals["learned"].lrs,
-        "best_constant": np.full((1, horizon), lr_c),
-        "cosine": np.asarray(optax.cosine_decay_schedule(lr_cos, horizon)(np.arange(horizon)))[
-            None
-        ],
-    }
-    curves = {name: ev.full_losses for name, ev in evals.items()}
-    return out, lrs, curves
-
-
-def meta_train_family(
-    name,
-    budget_s,
-    horizon,
-    unroll_length,
-    num_tasks,
-    meta_lr,
-    seed,
-    grid,
-    n_tune,
-    objective,
-    callback=None,
-    verbose=True,
-):
-    """Tunes the constant rate, then meta-trains an `LSTMSchedule` starting from it."""
-    validate_every = VALIDATE_EVERY[name]
-    family, inner, _ = family_setup(name)
-    lr_c, _, _, _ = tune(family, inner, grid, task_keys(TUNE_ROOT, n_tune), horizon)
-    schedule = LSTMSchedule(base_lr=lr_c)
-    t0 = time.perf_counter()
-    result = meta.meta_train(
-        family,
-        schedule,
-        inner,
-        key=jax.random.key(META_ROOT + seed),
-        num_meta_steps=10**9,
-        objective=objective,
-        horizon=horizon,
-        unroll_length=unroll_length,
-        num_tasks=num_tasks,
-        meta_optimizer=optax.adam(meta_lr),
-        time_budget_s=budget_s,
-        # Early stopping on validation tasks drawn from the tuning set (never the held-out ones).
-        validation_keys=task_keys(VALID_ROOT, 16),
-        validate_every=validate_every,
-        callback=callback,
-    )
-    if verbose:
-        print(
-            f"[{name}] meta-trained {len(result.history)} steps in "
-            f"{time.perf_counter() - t0:.0f} s; "
-            f"meta-loss {np.mean(result.history[:10]):.4g} -> {np.mean(result.history[-10:]):.4g}; "
-            f"validation {result.validation[0, 1]:.4g} -> best {result.validation[:, 1].min():.4g} "
-            f"at step {int(result.validation[np.argmin(result.validation[:, 1]), 0])}",
-            flush=True,
-        )
-    return schedule, result
-
-
-def plot(plots, path):
-    """Learning-rate trajectories and loss curves of `compare` results, one column each."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, len(plots), figsize=(4 * len(plots), 7), squeeze=False)
-    for j, ((name, label), (lrs, curves)) in enumerate(plots.items()):
-        ax = axes[0, j]
-        for k, traj in enumerate(lrs["learned"][:8]):
-            ax.plot(
-                traj,
-                color="C0",
-                alpha=0.5,
-                lw=1,
-                label="learned (8 held-out tasks)" if k == 0 else None,
-            )
-        ax.plot(lrs["best_constant"][0], color="C1", lw=2, label="best constant")
-        ax.plot(lrs["cosine"][0], color="C2", lw=2, label="cosine (best peak)")
-        ax.set_yscale("log")
-        ax.set_title(f"{name} [{label}]: learning rate")
-        ax.set_xlabel("step")
-        ax.legend(fontsize=7)
-        ax = axes[1, j]
-        for method, color in (
-            ("learned", "C0"),
-            ("best_constant", "C1"),
-            ("cosine", "C2"),
-            ("untrained", "C3"),
-        ):
-            c = curves[method]
-            ax.plot(
-                np.exp(np.mean(np.log(np.maximum(c, 1e-30)), axis=0)),  # float32 can reach 0
-                color=color,
-                label=method,
-                ls="--" if method == "untrained" else "-",
-            )
-        ax.set_yscale("log")
-        ax.set_title("full train loss (geometric mean)")
-        ax.set_xlabel("step")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+__getattr__ = module_getattr(
+    "lookahead_jax.schedule_eval",
+    dict.fromkeys(
+        (
+            "TUNE_ROOT",
+            "HELDOUT_ROOT",
+            "VALID_ROOT",
+            "META_ROOT",
+            "META_LR",
+            "VALIDATE_EVERY",
+            "FAMILY_NAMES",
+            "family_setup",
+            "task_keys",
+            "mean_final",
+            "baseline_tx",
+            "tune",
+            "stats",
+            "compare",
+            "meta_train_family",
+            "plot",
+        ),
+        "lookahead_jax.cli.experiment",
+    ),
+)

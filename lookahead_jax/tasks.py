@@ -1,224 +1,26 @@
-"""Task protocol and built-in task families for meta-training learned schedules.
+"""Deprecated: the task protocol and families moved to `lookahead_jax.meta` in 0.2.
 
-A `Task` is a training problem given as pure functions (of PRNG keys and params), and a task
-family is a function from a task key to a `Task`. Everything a task holds is derived from its key
-with `jax.random`, so a family can be `jax.vmap`-ed over a batch of task keys: the closures then
-hold batched arrays, and one compiled inner loop trains a whole batch of tasks at once.
+`lookahead_jax.tasks.X` still works for one release, with a `DeprecationWarning`; the digits
+family (it needs scikit-learn) moved to the application, `lookahead_jax.cli.families`.
 """
 
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from lookahead_jax._deprecated import module_getattr
 
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
-import numpy as np
-import optax
-
-Batch = Any
-
-
-class Task(NamedTuple):
-    """A training problem: params initialisation, minibatch loss, batch sampling, full loss."""
-
-    init_params: Callable[[jax.Array], optax.Params]  # PRNG key -> initial params
-    loss: Callable[[optax.Params, Batch], jax.Array]  # (params, batch) -> scalar training loss
-    sample_batch: Callable[[jax.Array], Batch]  # PRNG key -> a minibatch
-    full_loss: Callable[[optax.Params], jax.Array]  # params -> loss on all the task's train data
-
-
-TaskFamily = Callable[[jax.Array], Task]  # task key -> Task (vmappable over the key)
-
-
-def _check_positive_int(caller: str, **kwargs: Any) -> None:
-    for name, value in kwargs.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{caller}: {name} must be an int >= 1, got {name}={value!r}")
-
-
-def quadratic_family(
-    dim: int = 10, max_condition: float = 100.0, scale_range: tuple[float, float] = (0.3, 3.0)
-) -> TaskFamily:
-    r"""Random least-squares problems :math:`\tfrac{1}{2n}\|W\theta - y\|^2` (Andrychowicz 2016).
-
-    :math:`W = U \operatorname{diag}(\sigma) V^\top` with random rotations, singular values
-    log-spaced from :math:`s` down to :math:`s/\sqrt{\kappa}`; the condition number
-    :math:`\kappa` of the Hessian is log-uniform in ``[1, max_condition]`` and the curvature scale
-    :math:`s^2` log-uniform in ``scale_range``, so the best step size differs from task to task.
-    Deterministic: the batch is ignored. Initial params are standard normal.
-    """
-    _check_positive_int("quadratic_family", dim=dim)
-    if not max_condition >= 1.0:
-        raise ValueError(f"quadratic_family: max_condition must be >= 1, got {max_condition=}")
-    lo, hi = scale_range
-    if not 0.0 < lo <= hi:
-        raise ValueError(f"quadratic_family: need 0 < scale_range[0] <= [1], got {scale_range=}")
-
-    def make(task_key: jax.Array) -> Task:
-        ku, kv, kc, ks, ky = jax.random.split(task_key, 5)
-        u, _ = jnp.linalg.qr(jax.random.normal(ku, (dim, dim)))
-        v, _ = jnp.linalg.qr(jax.random.normal(kv, (dim, dim)))
-        log_kappa = jax.random.uniform(kc, (), maxval=np.log(max_condition))
-        log_scale = jax.random.uniform(ks, (), minval=np.log(lo), maxval=np.log(hi))
-        sigma = jnp.exp(0.5 * (log_scale - jnp.linspace(0.0, 1.0, dim) * log_kappa))
-        w = (u * sigma[None, :]) @ v.T
-        y = jax.random.normal(ky, (dim,))
-
-        def loss(params, batch):
-            del batch
-            r = w @ params["theta"] - y
-            return 0.5 * jnp.mean(r * r)
-
-        return Task(
-            init_params=lambda key: {"theta": jax.random.normal(key, (dim,))},
-            loss=loss,
-            sample_batch=lambda key: jnp.zeros([]),
-            full_loss=lambda params: loss(params, None),
-        )
-
-    return make
-
-
-class MLP(nn.Module):
-    """A tanh MLP with `hidden` units per hidden layer."""
-
-    hidden: tuple[int, ...]
-    out: int
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        for width in self.hidden:
-            x = jnp.tanh(nn.Dense(width)(x))
-        return nn.Dense(self.out)(x)
-
-
-def _cast(params: optax.Params, dtype: Any) -> optax.Params:
-    # Params take the dtype of the task's data: float64 under `jax_enable_x64`, where flax would
-    # otherwise keep float32 params.
-    return jax.tree.map(lambda p: p.astype(dtype), params)
-
-
-def _digits() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    return (data.data / 16.0).astype(np.float32), data.target.astype(np.int32)
-
-
-def digits_mlp_family(
-    hidden: tuple[int, ...] = (32,), num_train: int = 512, batch_size: int = 128
-) -> TaskFamily:
-    """A Flax MLP classifying scikit-learn's digits (cross-entropy).
-
-    Per task: a random subset of ``num_train`` images and a random permutation of the 10 class
-    labels; the initialisation is drawn from the key given to ``init_params``. Minibatches of
-    ``batch_size`` are drawn with replacement from the subset.
-    """
-    _check_positive_int("digits_mlp_family", num_train=num_train, batch_size=batch_size)
-    x_all, y_all = _digits()
-    if num_train > len(x_all):
-        raise ValueError(f"digits_mlp_family: only {len(x_all)} images, got {num_train=}")
-    x_all, y_all = jnp.asarray(x_all), jnp.asarray(y_all)
-    model = MLP(hidden=tuple(hidden), out=10)
-
-    def make(task_key: jax.Array) -> Task:
-        k_subset, k_perm = jax.random.split(task_key)
-        idx = jax.random.permutation(k_subset, len(x_all))[:num_train]
-        x, y = x_all[idx], jax.random.permutation(k_perm, 10)[y_all[idx]]
-
-        def loss(params, batch):
-            xb, yb = batch
-            logits = model.apply(params, xb)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
-
-        def sample_batch(key):
-            i = jax.random.randint(key, (batch_size,), 0, num_train)
-            return x[i], y[i]
-
-        return Task(
-            init_params=lambda key: model.init(key, x[:1]),
-            loss=loss,
-            sample_batch=sample_batch,
-            full_loss=lambda params: loss(params, (x, y)),
-        )
-
-    return make
-
-
-def regression_family(
-    hidden: tuple[int, ...] = (32,),
-    num_train: int = 256,
-    batch_size: int = 64,
-    num_frequencies: int = 4,
-) -> TaskFamily:
-    r"""An MLP regressing a random 1-d function :math:`f(x) = \sum_k a_k \sin(\omega_k x + \phi_k)`.
-
-    Per task: amplitudes, frequencies in [0.5, 2] and phases, and ``num_train`` inputs uniform in
-    [-3, 3]; mean squared error; minibatches of ``batch_size`` drawn with replacement.
-    """
-    _check_positive_int(
-        "regression_family",
-        num_train=num_train,
-        batch_size=batch_size,
-        num_frequencies=num_frequencies,
-    )
-    model = MLP(hidden=tuple(hidden), out=1)
-
-    def make(task_key: jax.Array) -> Task:
-        ka, kw, kp, kx = jax.random.split(task_key, 4)
-        amp = jax.random.normal(ka, (num_frequencies,)) / np.sqrt(num_frequencies)
-        freq = jax.random.uniform(kw, (num_frequencies,), minval=0.5, maxval=2.0)
-        phase = jax.random.uniform(kp, (num_frequencies,), maxval=2 * np.pi)
-        x = jax.random.uniform(kx, (num_train, 1), minval=-3.0, maxval=3.0)
-        y = jnp.sin(x * freq[None, :] + phase[None, :]) @ amp
-
-        def loss(params, batch):
-            xb, yb = batch
-            return jnp.mean((model.apply(params, xb)[:, 0] - yb) ** 2)
-
-        def sample_batch(key):
-            i = jax.random.randint(key, (batch_size,), 0, num_train)
-            return x[i], y[i]
-
-        return Task(
-            init_params=lambda key: _cast(model.init(key, x[:1]), x.dtype),
-            loss=loss,
-            sample_batch=sample_batch,
-            full_loss=lambda params: loss(params, (x, y)),
-        )
-
-    return make
-
-
-def mlp_family(
-    in_features: int, hidden: tuple[int, ...], out_features: int, batch_size: int
-) -> TaskFamily:
-    """A teacher-student MLP regression on Gaussian inputs, sized freely (for benchmarks).
-
-    Per task a random linear teacher; a fresh batch of ``batch_size`` inputs per step; the full
-    loss is on one fixed batch.
-    """
-    _check_positive_int(
-        "mlp_family", in_features=in_features, out_features=out_features, batch_size=batch_size
-    )
-    model = MLP(hidden=tuple(hidden), out=out_features)
-
-    def make(task_key: jax.Array) -> Task:
-        kt, kx = jax.random.split(task_key)
-        teacher = jax.random.normal(kt, (in_features, out_features)) / np.sqrt(in_features)
-
-        def loss(params, xb):
-            return jnp.mean((model.apply(params, xb) - xb @ teacher) ** 2)
-
-        def sample_batch(key):
-            return jax.random.normal(key, (batch_size, in_features))
-
-        x_fixed = jax.random.normal(kx, (batch_size, in_features))
-        return Task(
-            init_params=lambda key: _cast(model.init(key, x_fixed[:1]), x_fixed.dtype),
-            loss=loss,
-            sample_batch=sample_batch,
-            full_loss=lambda params: loss(params, x_fixed),
-        )
-
-    return make
+__getattr__ = module_getattr(
+    "lookahead_jax.tasks",
+    {
+        **dict.fromkeys(
+            (
+                "MLP",
+                "Task",
+                "TaskFamily",
+                "classification_family",
+                "mlp_family",
+                "quadratic_family",
+                "regression_family",
+            ),
+            "lookahead_jax.meta",
+        ),
+        "digits_mlp_family": "lookahead_jax.cli.families",
+    },
+)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 
-def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+def cli(*args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Runs the command as a user would. Runs that write to the default --out get a `cwd`."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     proc = subprocess.run(
         [sys.executable, "-m", "lookahead_jax.cli", *args],
@@ -17,6 +18,7 @@ def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
         text=True,
         env=env,
         timeout=600,
+        cwd=cwd,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
@@ -107,15 +109,20 @@ def test_robustness_sweep(tmp_path):
     assert (tmp_path / "robustness.png").exists() and (tmp_path / "results.json").exists()
 
 
-def test_compare_prints_a_table_with_progress():
-    proc = cli("compare", "--epochs", "2", "--seeds", "0", "--optimizers", "optax.adamw")
+def test_compare_prints_a_table_with_progress(tmp_path):
+    proc = cli(
+        "compare", "--epochs", "2", "--seeds", "0", "--optimizers", "optax.adamw", cwd=tmp_path
+    )
+    assert (tmp_path / "runs" / "compare" / "results.json").exists()  # the default --out
     assert "lookahead(optax.adamw)" in proc.stdout
     assert "test accuracy" in proc.stdout and "±" in proc.stdout
     assert "2/2" in proc.stdout + proc.stderr  # the progress bar reached the end
 
 
-def test_compare_quiet_has_no_progress():
-    proc = cli("compare", "--epochs", "1", "--seeds", "0", "--lookahead", "on", "--quiet")
+def test_compare_quiet_has_no_progress(tmp_path):
+    proc = cli(
+        "compare", "--epochs", "1", "--seeds", "0", "--lookahead", "on", "--quiet", cwd=tmp_path
+    )
     assert "1/1" not in proc.stdout + proc.stderr
     assert "lookahead(optax.adam)" in proc.stdout and "optax.sgd " not in proc.stdout
 
@@ -203,3 +210,20 @@ def test_other_subcommands_bad_input(args, needle):
     proc = cli(*args, check=False)
     assert proc.returncode == 2 and needle in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_without_its_extra_the_command_says_what_to_install():
+    # `pip install lookahead-jax` without [cli]: simulate missing packages (None in sys.modules
+    # makes them unimportable), as the console script would run. (rich comes with flax.)
+    code = (
+        "import sys\n"
+        "sys.modules['sklearn'] = sys.modules['matplotlib'] = None\n"
+        "from lookahead_jax.cli import main\n"
+        "sys.exit(main(['compare']))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "lookahead-jax: the command line needs its extra (scikit-learn, matplotlib not "
+        'installed): pip install "lookahead-jax[cli]"'
+    ]

@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from lookahead_jax.data import DATASETS, load_dataset
+from lookahead_jax.cli.data import DATASETS, load_dataset
 
 
 @pytest.mark.parametrize("name", DATASETS)

@@ -9,8 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from lookahead_jax.lookahead import lookahead, slow_params
-from lookahead_jax.lstm_schedule import (
+from lookahead_jax import (
     ExtraArgsTrainState,
     LearnedScheduleState,
     LSTMSchedule,
@@ -18,6 +17,7 @@ from lookahead_jax.lstm_schedule import (
     current_learning_rate,
     learned_schedule,
 )
+from lookahead_jax.lookahead import lookahead, slow_params
 
 BASE_LR = 0.05
 

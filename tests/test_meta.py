@@ -7,10 +7,10 @@ import numpy as np
 import optax
 import pytest
 
-from lookahead_jax import meta, tasks
-from lookahead_jax.lstm_schedule import LSTMSchedule, current_learning_rate, learned_schedule
+from lookahead_jax import LSTMSchedule, current_learning_rate, learned_schedule, meta
+from lookahead_jax.cli.families import digits_mlp_family
 
-QUAD = tasks.quadratic_family(dim=4, max_condition=10.0)
+QUAD = meta.quadratic_family(dim=4, max_condition=10.0)
 SGD = optax.sgd(1.0)
 
 
@@ -28,7 +28,7 @@ def schedule_params(schedule, seed=0, out_scale=0.3, dtype=jnp.float32):
 
 def fresh_state(family, schedule, meta_params, seed=0):
     tx = learned_schedule(SGD, schedule, meta_params["schedule"])
-    return meta._fresh_state(family, tx, jax.random.key(seed), meta_params.get("init"))
+    return meta.fresh_state(family, tx, jax.random.key(seed), meta_params.get("init"))
 
 
 def tree_vdot(a, b):
@@ -40,7 +40,7 @@ def tree_vdot(a, b):
     [
         (QUAD, SGD, "mean_log_loss"),
         (
-            tasks.regression_family(hidden=(4,), num_train=16, batch_size=8),
+            meta.regression_family(hidden=(4,), num_train=16, batch_size=8),
             optax.adam(1.0, eps_root=1e-8),
             "final_log_loss",
         ),
@@ -51,7 +51,7 @@ def test_meta_gradient_matches_central_differences_float64(x64, family, inner, o
     schedule = LSTMSchedule(base_lr=0.1 if inner is SGD else 0.01)
     mp = {"schedule": schedule_params(schedule, dtype=jnp.float64)}
     tx = learned_schedule(inner, schedule, mp["schedule"])
-    state = meta._fresh_state(family, tx, jax.random.key(3), None)
+    state = meta.fresh_state(family, tx, jax.random.key(3), None)
     assert state.params is not None and jax.tree.leaves(state.params)[0].dtype == jnp.float64
 
     @jax.jit
@@ -113,7 +113,7 @@ def test_truncations_carry_the_inner_state():
     inner = optax.adam(1.0, eps_root=1e-8)
     mp = {"schedule": schedule_params(schedule)}
     tx = learned_schedule(inner, schedule, mp["schedule"])
-    state = meta._fresh_state(QUAD, tx, jax.random.key(0), None)
+    state = meta.fresh_state(QUAD, tx, jax.random.key(0), None)
     s1 = meta.truncation_loss(mp, state, QUAD, schedule, inner, 5)[1]
     s2 = meta.truncation_loss(mp, s1, QUAD, schedule, inner, 5)[1]
     assert int(s2.step) == 10
@@ -219,7 +219,7 @@ def test_meta_gradient_clipping_bounds_the_step():
 
 def test_meta_train_improves_the_schedule_and_returns_history():
     schedule = LSTMSchedule(base_lr=0.3)
-    family = tasks.quadratic_family(dim=4, max_condition=10.0, scale_range=(1.0, 1.0))
+    family = meta.quadratic_family(dim=4, max_condition=10.0, scale_range=(1.0, 1.0))
     result = meta.meta_train(
         family,
         schedule,
@@ -238,7 +238,7 @@ def test_meta_train_improves_the_schedule_and_returns_history():
     # Validated at steps 0, 10, ..., 40; the params returned are the best validated ones.
     np.testing.assert_array_equal(result.validation[:, 0], [0, 10, 20, 30, 40])
     assert result.validation[-1, 1] < result.validation[0, 1]
-    states = meta._fresh_states(
+    states = meta.fresh_states(
         family, schedule, SGD, result.meta_params, jax.random.split(jax.random.key(50), 4)
     )
     again = jax.vmap(
@@ -306,7 +306,7 @@ def test_maml_gradient_wrt_initial_params(x64, first_order):
 
 def test_meta_train_with_learned_init():
     schedule = LSTMSchedule(base_lr=0.3)
-    family = tasks.quadratic_family(dim=4, max_condition=10.0, scale_range=(1.0, 1.0))
+    family = meta.quadratic_family(dim=4, max_condition=10.0, scale_range=(1.0, 1.0))
     # Full second-order meta-gradients here; both variants are checked in closed form above.
     result = meta.meta_train(
         family,
@@ -349,10 +349,10 @@ def test_evaluate_curves():
 
 def test_task_families_are_vmappable_and_distinct():
     for family in (
-        tasks.quadratic_family(dim=3),
-        tasks.digits_mlp_family(hidden=(8,), num_train=64, batch_size=16),
-        tasks.regression_family(hidden=(8,), num_train=32, batch_size=8),
-        tasks.mlp_family(4, (8,), 2, batch_size=8),
+        meta.quadratic_family(dim=3),
+        digits_mlp_family(hidden=(8,), num_train=64, batch_size=16),
+        meta.regression_family(hidden=(8,), num_train=32, batch_size=8),
+        meta.mlp_family(4, (8,), 2, batch_size=8),
     ):
 
         def losses(task_key, family=family):
@@ -387,6 +387,6 @@ def test_invalid_arguments_raise():
             QUAD, schedule, SGD, key=jax.random.key(0), num_meta_steps=1, horizon=10, meta_clip=0.0
         )
     with pytest.raises(ValueError, match="max_condition"):
-        tasks.quadratic_family(max_condition=0.5)
+        meta.quadratic_family(max_condition=0.5)
     with pytest.raises(ValueError, match="num_train"):
-        tasks.digits_mlp_family(num_train=0)
+        digits_mlp_family(num_train=0)

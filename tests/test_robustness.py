@@ -20,9 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lookahead_jax as lj
-from lookahead_jax import optimizers
+from lookahead_jax import LSTMSchedule, learned_schedule, optimizers
 from lookahead_jax.averaging import AverageState, average
-from lookahead_jax.lstm_schedule import LSTMSchedule, learned_schedule
 
 _SCHEDULE = LSTMSchedule(base_lr=0.05, hidden_size=4)
 

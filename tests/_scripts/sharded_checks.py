@@ -28,9 +28,8 @@ from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import lookahead_jax as lj
-from lookahead_jax import optimizers
+from lookahead_jax import LSTMSchedule, learned_schedule, optimizers
 from lookahead_jax.averaging import average
-from lookahead_jax.lstm_schedule import LSTMSchedule, learned_schedule
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 # float64 so that the reduction order of a sharded batch mean (~1e-16) cannot be amplified by
@@ -338,9 +337,9 @@ for _name in TRANSFORMATIONS:
 
 @check
 def meta_gradient_tasks_sharded():
-    from lookahead_jax import meta, tasks
+    from lookahead_jax import meta
 
-    family = tasks.quadratic_family(dim=2)
+    family = meta.quadratic_family(dim=2)
     schedule = LSTMSchedule(base_lr=0.05, hidden_size=2)
     inner = optax.sgd(1.0)
     # Jitted set-up: eager dispatch over 8 host devices is slow.
@@ -394,9 +393,9 @@ def meta_gradient_tasks_sharded():
 
 @check
 def meta_train_with_a_mesh():
-    from lookahead_jax import meta, tasks
+    from lookahead_jax import meta
 
-    family = tasks.quadratic_family(dim=2)
+    family = meta.quadratic_family(dim=2)
     schedule = LSTMSchedule(base_lr=0.05, hidden_size=2)
     kwargs = dict(
         key=jax.random.key(0),

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lookahead_jax.data import Dataset
+from lookahead_jax.cli.data import Dataset
 from lookahead_jax.lookahead import LookaheadState, slow_params
 
 

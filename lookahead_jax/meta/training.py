@@ -1,0 +1,233 @@
+"""Meta-training a learned schedule by differentiating through training with `jax.grad`.
+
+The inner loop is `learned_schedule(inner, schedule, meta_params["schedule"])`, the very
+transformation users train with, run by a `jax.lax.scan` whose body is rematerialised
+(`jax.checkpoint`): the backward pass stores only the scan carry (params and optimizer state) per
+step and recomputes each step's activations, so memory grows with the params, not the batch.
+
+Meta-params are a dict ``{"schedule": schedule_params}``, plus ``"init"`` (the task's initial
+params, MAML-style) when ``learn_init=True``.
+
+Long horizons are split into truncations of ``unroll_length`` steps (truncated backprop): each of
+``num_tasks`` slots carries its task's params and optimizer state (schedule carry included) from
+one truncation to the next, gradients stopping at the boundary; a slot that reaches the horizon
+starts a fresh task. Slots start at random offsets (burnt in with the initial schedule) so they
+are not in lock-step. Per-task meta-gradients come from `jax.vmap`; a task whose meta-gradient is
+not finite contributes zero, diverged losses are replaced by a large finite value, and the mean
+meta-gradient is clipped before the meta-optimizer step.
+
+"""
+
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lookahead_jax.lstm_schedule import LSTMSchedule
+from lookahead_jax.meta.tasks import TaskFamily
+from lookahead_jax.meta.unroll import (
+    MetaParams,
+    check_objective,
+    fresh_states,
+    init_slots,
+    meta_gradient,
+    select_slots,
+    truncation_loss,
+)
+
+
+class MetaTrainResult(NamedTuple):
+    """What `meta_train` returns."""
+
+    meta_params: MetaParams  # {"schedule": ...} (+ "init" with learn_init)
+    history: np.ndarray  # shape=(num_meta_steps,): meta-loss (mean over tasks) per meta step
+    grad_norms: np.ndarray  # shape=(num_meta_steps,): meta-gradient norm before clipping
+    wall_time_s: float  # meta-training wall time, compilation included
+    validation: np.ndarray  # shape=(num_validations, 2): (meta step, validation meta-loss)
+
+
+def meta_train(
+    family: TaskFamily,
+    schedule: LSTMSchedule,
+    inner: optax.GradientTransformation,
+    *,
+    key: jax.Array,
+    num_meta_steps: int,
+    horizon: int,
+    unroll_length: int | None = None,
+    num_tasks: int = 8,
+    meta_optimizer: optax.GradientTransformation | None = None,
+    meta_clip: float = 3.0,
+    objective: str = "mean_log_loss",
+    learn_init: bool = False,
+    first_order: bool = False,
+    remat: bool = True,
+    random_offsets: bool = True,
+    time_budget_s: float | None = None,
+    meta_params: MetaParams | None = None,
+    callback: Callable[[int, float], None] | None = None,
+    validation_keys: jax.Array | None = None,
+    validate_every: int = 100,
+    mesh: jax.sharding.Mesh | None = None,
+    task_axis: str = "tasks",
+) -> MetaTrainResult:
+    """Meta-trains `schedule` (and, with ``learn_init``, the initial params) on `family`.
+
+    Args:
+      family: task key -> `Task`.
+      schedule: the `LSTMSchedule` to train.
+      inner: the unit-rate inner transformation (``optax.sgd(1.0)``; for Adam-type inner
+        optimizers pass ``eps_root > 0``, the gradient of sqrt at 0 being infinite).
+      key: PRNG key (tasks, offsets, schedule init).
+      num_meta_steps: meta-optimizer steps (fewer if `time_budget_s` runs out first).
+      horizon: inner steps per task before it is replaced by a fresh one.
+      unroll_length: steps per truncation (a divisor of `horizon`; default: the whole horizon).
+      num_tasks: task slots trained in parallel (vmapped) per meta step.
+      meta_optimizer: default ``optax.adam(1e-3)``; gradients are clipped by value to
+        `meta_clip` before it.
+      meta_clip: clip value of the meta-gradient (learned_optimization uses 3.0).
+      objective: one of `OBJECTIVES` (see `truncation_loss`).
+      learn_init: meta-learn the initial params jointly (MAML-style; every task of the family
+        must share the param structure).
+      first_order: first-order meta-gradients (no second derivatives through inner gradients).
+      remat: rematerialise the inner loop body.
+      random_offsets: start the slots at random multiples of `unroll_length` (burnt in with the
+        initial schedule) so they are not in lock-step.
+      time_budget_s: stop early once this much wall time has elapsed (checked between steps).
+      meta_params: starting meta-params (default: fresh schedule params, zero output layer).
+      callback: called as ``callback(step, meta_loss)`` after every meta step.
+      validation_keys: task keys (leading axis) of validation tasks, trained from scratch for
+        the whole horizon without truncation every `validate_every` meta steps (and at the start
+        and end) with the current meta-params; the meta-params with the lowest validation
+        meta-loss are returned (early stopping: meta-training on chaotic losses can drift into
+        rates that make some tasks diverge, where the capped loss gives no gradient back).
+      validate_every: meta steps between validations.
+      mesh: shard the task slots across this mesh's `task_axis` (`num_tasks` must be a
+        multiple of its size): each device trains its own tasks, the meta-params are replicated
+        and only the mean meta-gradient is all-reduced.
+      task_axis: the mesh axis that splits the tasks.
+
+    Returns:
+      A `MetaTrainResult`.
+    """
+    check_objective(objective, "meta_train")
+    unroll_length = horizon if unroll_length is None else unroll_length
+    if not (isinstance(horizon, int) and isinstance(unroll_length, int)):
+        raise TypeError(f"meta_train: horizon and unroll_length must be ints, got {horizon=}")
+    if unroll_length < 1 or horizon % unroll_length:
+        raise ValueError(
+            "meta_train: unroll_length must be >= 1 and divide horizon, got "
+            f"{unroll_length=}, {horizon=}"
+        )
+    if not num_tasks >= 1:
+        raise ValueError(f"meta_train: num_tasks must be >= 1, got {num_tasks=}")
+    if not meta_clip > 0:
+        raise ValueError(f"meta_train: meta_clip must be positive, got {meta_clip=}")
+    start = time.perf_counter()
+    k_sched, k_init, k_tasks, key = jax.random.split(key, 4)
+    if meta_params is None:
+        meta_params = {"schedule": schedule.init_params(k_sched)}
+        if learn_init:
+            meta_params["init"] = family(k_init).init_params(k_init)
+    elif learn_init and "init" not in meta_params:
+        raise ValueError("meta_train: learn_init=True but meta_params has no 'init' entry")
+    meta_opt = optax.chain(
+        optax.clip(meta_clip), optax.adam(1e-3) if meta_optimizer is None else meta_optimizer
+    )
+    meta_opt_state = meta_opt.init(meta_params)
+    shard_tasks = lambda tree: tree
+    if mesh is not None:
+        if task_axis not in mesh.shape or num_tasks % mesh.shape[task_axis]:
+            raise ValueError(
+                f"meta_train: num_tasks must be a multiple of the mesh axis {task_axis!r}, got "
+                f"{num_tasks=} and mesh axes {dict(mesh.shape)}"
+            )
+        tasks_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(task_axis))
+        replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+        meta_params, meta_opt_state = jax.device_put((meta_params, meta_opt_state), replicated)
+        shard_tasks = lambda tree: jax.lax.with_sharding_constraint(tree, tasks_sharding)
+
+    def new_slots(mp, task_keys):
+        return fresh_states(family, schedule, inner, mp, task_keys)
+
+    @jax.jit
+    def meta_step(mp, opt_state, states, step_key):
+        done = states.step >= horizon
+        task_keys = jax.random.split(step_key, num_tasks)
+        states = shard_tasks(select_slots(done, new_slots(mp, task_keys), states))
+        loss, grads, states = meta_gradient(
+            mp,
+            states,
+            family,
+            schedule,
+            inner,
+            unroll_length,
+            objective=objective,
+            remat=remat,
+            first_order=first_order,
+        )
+        grad_norm = optax.tree.norm(grads)
+        updates, opt_state = meta_opt.update(grads, opt_state, mp)
+        return optax.apply_updates(mp, updates), opt_state, states, loss, grad_norm
+
+    states = init_slots(
+        family,
+        schedule,
+        inner,
+        meta_params,
+        k_tasks,
+        num_tasks=num_tasks,
+        horizon=horizon,
+        unroll_length=unroll_length,
+        random_offsets=random_offsets,
+    )
+    if mesh is not None:
+        states = jax.device_put(states, tasks_sharding)
+
+    @jax.jit
+    def validation_loss(mp):
+        fresh = fresh_states(family, schedule, inner, mp, validation_keys)
+
+        def one(state):
+            return truncation_loss(mp, state, family, schedule, inner, horizon, objective=objective)
+
+        return jnp.mean(jax.vmap(one)(fresh)[0])
+
+    validation, best = [], (np.inf, meta_params)
+
+    def validate(step, mp):
+        nonlocal best
+        value = float(validation_loss(mp))
+        validation.append((step, value))
+        if value < best[0]:
+            best = (value, mp)
+
+    history, grad_norms = [], []
+    if validation_keys is not None:
+        validate(0, meta_params)
+    for i in range(num_meta_steps):
+        key, step_key = jax.random.split(key)
+        meta_params, meta_opt_state, states, loss, grad_norm = meta_step(
+            meta_params, meta_opt_state, states, step_key
+        )
+        history.append(float(loss))
+        grad_norms.append(float(grad_norm))
+        if callback is not None:
+            callback(i, history[-1])
+        out_of_time = time_budget_s is not None and time.perf_counter() - start > time_budget_s
+        last = out_of_time or i == num_meta_steps - 1
+        if validation_keys is not None and ((i + 1) % validate_every == 0 or last):
+            validate(i + 1, meta_params)
+        if out_of_time:
+            break
+    return MetaTrainResult(
+        meta_params=meta_params if validation_keys is None else best[1],
+        history=np.asarray(history),
+        grad_norms=np.asarray(grad_norms),
+        wall_time_s=time.perf_counter() - start,
+        validation=np.asarray(validation, np.float64).reshape(-1, 2),
+    )

@@ -1,0 +1,263 @@
+"""Unrolled inner training and its meta-gradient: the differentiable core of meta-training.
+
+The inner loop is `learned_schedule(inner, schedule, meta_params["schedule"])`, the very
+transformation users train with, run by a `jax.lax.scan` whose body is rematerialised
+(`jax.checkpoint`): the backward pass stores only the scan carry (params and optimizer state) per
+step and recomputes each step's activations, so memory grows with the params, not the batch.
+
+Long horizons are split into truncations (truncated backprop): each task slot carries its params
+and optimizer state (schedule carry included) from one truncation to the next, gradients stopping
+at the boundary.
+"""
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from lookahead_jax.learned_schedule import learned_schedule
+from lookahead_jax.lstm_schedule import LSTMSchedule
+from lookahead_jax.meta.tasks import Task, TaskFamily
+
+MetaParams = dict[str, Any]
+OBJECTIVES = ("mean_log_loss", "mean_loss", "final_log_loss", "final_loss")
+# A diverged (non-finite) loss counts as this many nats above the task's initial loss; finite
+# losses are capped there too, so a blow-up contributes a large finite meta-loss, zero gradient.
+LOG_LOSS_CAP = 10.0
+
+
+class InnerState(NamedTuple):
+    """State of one task slot, carried across truncations."""
+
+    task_key: jax.Array  # PRNG key defining the task (`family(task_key)`)
+    params: optax.Params
+    opt_state: optax.OptState  # state of learned_schedule(inner, ...), schedule carry included
+    key: jax.Array  # PRNG key for the next minibatches
+    step: jax.Array  # shape=(), int32: inner steps taken on this task
+    log_loss0: jax.Array  # shape=(): log of the task's full loss at its initial params
+
+
+def check_objective(objective: str, caller: str) -> None:
+    if objective not in OBJECTIVES:
+        raise ValueError(f"{caller}: objective must be one of {OBJECTIVES}, got {objective=}")
+
+
+def inner_step(task: Task, tx: optax.GradientTransformationExtraArgs, first_order: bool):
+    """One training step (params, opt_state), key -> (params, opt_state), (loss, lr)."""
+
+    def step(carry, key):
+        params, opt_state = carry
+        loss, grads = jax.value_and_grad(task.loss)(params, task.sample_batch(key))
+        if first_order:
+            # First-order meta-gradients (FOMAML): the inner gradients are constants, so no
+            # second derivatives of the task loss are taken.
+            grads = jax.lax.stop_gradient(grads)
+        updates, opt_state = tx.update(grads, opt_state, params, value=loss)
+        return (optax.apply_updates(params, updates), opt_state), loss
+
+    return step
+
+
+def unroll(
+    task: Task,
+    tx: optax.GradientTransformationExtraArgs,
+    params: optax.Params,
+    opt_state: optax.OptState,
+    key: jax.Array,
+    num_steps: int,
+    *,
+    remat: bool = True,
+    first_order: bool = False,
+) -> tuple[tuple[optax.Params, optax.OptState], jax.Array]:
+    """Runs `num_steps` steps of `tx` on `task` with `lax.scan`.
+
+    Args:
+      task: the task.
+      tx: the optimizer (it receives the loss as ``value=``).
+      params, opt_state: where to start.
+      key: PRNG key for the minibatches.
+      num_steps: number of steps (static).
+      remat: rematerialise the scan body (`jax.checkpoint`) to save memory under `jax.grad`.
+      first_order: stop gradients through the inner gradients (first-order meta-gradients).
+
+    Returns:
+      ``((params, opt_state), losses)``, losses of shape (num_steps,): each step's minibatch
+      loss, taken before its update.
+    """
+    step = inner_step(task, tx, first_order)
+    if remat:
+        step = jax.checkpoint(step)
+    return jax.lax.scan(step, (params, opt_state), jax.random.split(key, num_steps))
+
+
+def _log_ratio(loss: jax.Array, log_loss0: jax.Array) -> jax.Array:
+    """log(loss / loss0), NaN-safe and capped at LOG_LOSS_CAP (zero gradient where capped)."""
+    ok = jnp.isfinite(loss) & (loss > 0)
+    log_loss = jnp.log(jnp.where(ok, loss, 1.0))
+    return jnp.where(ok, jnp.minimum(log_loss - log_loss0, LOG_LOSS_CAP), LOG_LOSS_CAP)
+
+
+def fresh_state(
+    family: TaskFamily,
+    tx: optax.GradientTransformationExtraArgs,
+    task_key: jax.Array,
+    init: optax.Params | None,
+) -> InnerState:
+    task = family(task_key)
+    k_init, k_data = jax.random.split(jax.random.fold_in(task_key, 1))
+    params = task.init_params(k_init) if init is None else init
+    return InnerState(
+        task_key=task_key,
+        params=params,
+        opt_state=tx.init(params),
+        key=k_data,
+        step=jnp.zeros([], jnp.int32),
+        log_loss0=jnp.log(jax.lax.stop_gradient(task.full_loss(params))),
+    )
+
+
+def truncation_loss(
+    meta_params: MetaParams,
+    state: InnerState,
+    family: TaskFamily,
+    schedule: LSTMSchedule,
+    inner: optax.GradientTransformation,
+    num_steps: int,
+    *,
+    objective: str = "mean_log_loss",
+    remat: bool = True,
+    first_order: bool = False,
+) -> tuple[jax.Array, InnerState]:
+    """Meta-loss of one task over one truncation of `num_steps` steps, and the carried state.
+
+    ``mean_log_loss`` is the mean over the steps of log(minibatch loss / initial full loss);
+    ``mean_loss`` the mean of the ratio itself (it weighs slow and diverging tasks more, like an
+    arithmetic mean of final losses does); ``final_log_loss`` is log(full loss after the
+    truncation / initial full loss) and ``final_loss`` that ratio itself. All are NaN-safe (see
+    `LOG_LOSS_CAP`). With ``"init"`` in `meta_params`,
+    a task at step 0 starts from those params (MAML), so the meta-gradient reaches them.
+    """
+    task = family(state.task_key)
+    tx = learned_schedule(inner, schedule, meta_params["schedule"])
+    params, opt_state = state.params, state.opt_state
+    if "init" in meta_params:
+        fresh = state.step == 0
+        params = jax.tree.map(lambda i, p: jnp.where(fresh, i, p), meta_params["init"], params)
+    key, sub = jax.random.split(state.key)
+    (params, opt_state), losses = unroll(
+        task, tx, params, opt_state, sub, num_steps, remat=remat, first_order=first_order
+    )
+    if objective == "mean_log_loss":
+        meta_loss = jnp.mean(_log_ratio(losses, state.log_loss0))
+    elif objective == "mean_loss":
+        meta_loss = jnp.mean(jnp.exp(_log_ratio(losses, state.log_loss0)))
+    elif objective == "final_log_loss":
+        meta_loss = _log_ratio(task.full_loss(params), state.log_loss0)
+    else:
+        meta_loss = jnp.exp(_log_ratio(task.full_loss(params), state.log_loss0))
+    new_state = InnerState(
+        task_key=state.task_key,
+        params=params,
+        opt_state=opt_state,
+        key=key,
+        step=state.step + num_steps,
+        log_loss0=state.log_loss0,
+    )
+    return meta_loss, jax.lax.stop_gradient(new_state)
+
+
+def zero_nonfinite(tree: Any) -> Any:
+    """Returns `tree` with every leaf zeroed if any leaf holds a NaN or infinity."""
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+    return jax.tree.map(lambda x: jnp.where(finite, x, jnp.zeros_like(x)), tree)
+
+
+def meta_gradient(
+    meta_params: MetaParams,
+    states: InnerState,
+    family: TaskFamily,
+    schedule: LSTMSchedule,
+    inner: optax.GradientTransformation,
+    num_steps: int,
+    *,
+    objective: str = "mean_log_loss",
+    remat: bool = True,
+    first_order: bool = False,
+) -> tuple[jax.Array, MetaParams, InnerState]:
+    """Mean meta-loss and meta-gradient over a batch of task slots (leading axis of `states`).
+
+    Per-task gradients come from `jax.vmap`; a task whose gradient is not finite contributes zero.
+
+    Returns:
+      ``(mean meta-loss, mean meta-gradient, new states)``.
+    """
+    check_objective(objective, "meta_gradient")
+
+    def one(state):
+        return jax.value_and_grad(truncation_loss, has_aux=True)(
+            meta_params,
+            state,
+            family,
+            schedule,
+            inner,
+            num_steps,
+            objective=objective,
+            remat=remat,
+            first_order=first_order,
+        )
+
+    (losses, new_states), grads = jax.vmap(one)(states)
+    grads = jax.vmap(zero_nonfinite)(grads)
+    return jnp.mean(losses), jax.tree.map(lambda g: jnp.mean(g, axis=0), grads), new_states
+
+
+def fresh_states(family, schedule, inner, meta_params, task_keys):
+    tx = learned_schedule(inner, schedule, meta_params["schedule"])
+    init = meta_params.get("init")
+    return jax.vmap(lambda k: fresh_state(family, tx, k, init))(task_keys)
+
+
+def select_slots(mask: jax.Array, new: Any, old: Any) -> Any:
+    """Per slot (leading axis), `new` where `mask` else `old`."""
+    return jax.tree.map(
+        lambda n, o: jnp.where(mask.reshape(mask.shape + (1,) * (n.ndim - 1)), n, o), new, old
+    )
+
+
+def init_slots(
+    family: TaskFamily,
+    schedule: LSTMSchedule,
+    inner: optax.GradientTransformation,
+    meta_params: MetaParams,
+    key: jax.Array,
+    *,
+    num_tasks: int,
+    horizon: int,
+    unroll_length: int,
+    random_offsets: bool = True,
+) -> InnerState:
+    """Fresh task slots (leading axis `num_tasks`) for truncated meta-training.
+
+    With `random_offsets`, slot i is first advanced by a random number of truncations in
+    [0, horizon / unroll_length) with the schedule of `meta_params`, so that the slots reach the
+    horizon (and restart) at different meta steps instead of in lock-step.
+    """
+    k_tasks, k_offsets = jax.random.split(key)
+    task_keys = jax.random.split(k_tasks, num_tasks)
+    states = fresh_states(family, schedule, inner, meta_params, task_keys)
+    n_trunc = horizon // unroll_length
+    if not random_offsets or n_trunc == 1:
+        return states
+
+    @jax.jit
+    def advance(states, active):
+        def one(state):
+            return truncation_loss(meta_params, state, family, schedule, inner, unroll_length)[1]
+
+        return select_slots(active, jax.vmap(one)(states), states)
+
+    offsets = jax.random.randint(k_offsets, (num_tasks,), 0, n_trunc)
+    for j in range(int(jnp.max(offsets))):
+        states = advance(states, offsets > j)
+    return states
