@@ -20,6 +20,7 @@ Run:  python benchmarks/meta_evidence.py   (2 x 240 s of meta-training, ~17 min 
 """
 
 import argparse
+import gzip
 import json
 import os
 
@@ -134,10 +135,33 @@ def main():
         report["unseen"] = {args.unseen: out}
         print_table(f"unseen {args.unseen} (schedule from {source})", out)
         plots[(args.unseen, "unseen")] = (lrs, curves)
-    with open(os.path.join(RESULTS, f"{args.tag}.json"), "w") as f:
-        json.dump(report, f, indent=1)
+    write_results(report, args.tag)
     plot(plots, os.path.join(RESULTS, f"{args.tag}.png"))
-    print(f"\nwrote {RESULTS}/{args.tag}.json and .png")
+    print(f"\nwrote {RESULTS}/{args.tag}.json, _raw.json.gz and .png")
+
+
+def _split(tree):
+    """(summary, raw): the per-step histories go to the raw part, everything else stays."""
+    if not isinstance(tree, dict):
+        return tree, None
+    summary, raw = {}, {}
+    for key, value in tree.items():
+        if key.endswith("history"):
+            raw[key] = value
+            continue
+        summary[key], sub = _split(value)
+        if sub:
+            raw[key] = sub
+    return summary, raw
+
+
+def write_results(report, tag):
+    """A readable summary `TAG.json`, and the per-step histories gzipped in `TAG_raw.json.gz`."""
+    summary, raw = _split(report)
+    with open(os.path.join(RESULTS, f"{tag}.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    with gzip.open(os.path.join(RESULTS, f"{tag}_raw.json.gz"), "wt") as f:
+        json.dump(raw, f)
 
 
 if __name__ == "__main__":

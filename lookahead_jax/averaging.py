@@ -28,14 +28,6 @@ class AverageState(NamedTuple):
     count: jax.Array  # shape=(), int32: updates taken so far
 
 
-def _check_int(caller: str, name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{caller}: {name} must be an int >= {minimum}, got {name}={value!r}")
-    if value < minimum:
-        raise ValueError(f"{caller}: {name} must be an int >= {minimum}, got {name}={value!r}")
-    return int(value)
-
-
 def average(
     inner: optax.GradientTransformation,
     start_step: int = 0,
@@ -55,6 +47,9 @@ def average(
 
     Before the first average, `averaged_params` returns the initial params (the copy
     `AveragedModel(model)` makes). The updates of `inner` pass through unchanged.
+
+    Nothing may be chained after `average`: it averages the params its update produces, so a
+    transformation after it would make the average follow other params than the ones applied.
 
     The PyTorch recipe `for i in range(n): ...; optimizer.step(); if i > swa_start:
     swa_model.update_parameters(model)` is `average(inner, start_step=swa_start + 1)`; averaging
@@ -87,14 +82,9 @@ def average(
       UAI 2018. https://arxiv.org/abs/1803.05407
     """
     caller = "average"
-    if not (callable(getattr(inner, "init", None)) and callable(getattr(inner, "update", None))):
-        raise TypeError(
-            f"{caller}: inner must be an optax GradientTransformation (with init and update), "
-            f"got {inner!r}"
-        )
-    inner = optax.with_extra_args_support(inner)
-    start_step = _check_int(caller, "start_step", start_step, 0)
-    every = _check_int(caller, "every", every, 1)
+    inner = checks.transformation(caller, inner)
+    start_step = checks.integer(caller, "start_step", start_step, 0)
+    every = checks.integer(caller, "every", every, 1)
     if decay is not None:
         if isinstance(decay, bool) or not isinstance(decay, numbers.Real):
             raise TypeError(f"{caller}: decay must be a float in [0, 1] or None, got {decay=}")
@@ -102,7 +92,7 @@ def average(
             raise ValueError(f"{caller}: decay must be in [0, 1], got {decay=}")
 
     def init_fn(params: optax.Params) -> AverageState:
-        checks.check_float_params("average", params)
+        checks.float_params("average", params)
         # A fresh buffer: the average must never alias the params, so both can be donated.
         averaged = jax.tree.map(lambda p: jnp.array(p, copy=True), params)
         return AverageState(
@@ -118,11 +108,8 @@ def average(
         params: optax.Params | None = None,
         **extra_args: Any,
     ) -> tuple[optax.Updates, AverageState]:
-        if params is None:
-            raise ValueError(
-                f"{caller}: update needs the current params to average the new ones; call "
-                "tx.update(grads, state, params)."
-            )
+        checks.require_params(caller, params, "to average the new ones")
+        checks.like_params(caller, updates, params)
         updates, inner_state = inner.update(updates, state.inner_state, params, **extra_args)
         count = optax.safe_increment(state.count)
         # int32 arithmetic on the counter only: (count - start_step) cannot overflow below 2**31.
@@ -237,8 +224,8 @@ def swa_schedule(
     caller = "swa_schedule"
     if strategy not in ("cos", "linear"):
         raise ValueError(f"{caller}: strategy must be 'cos' or 'linear', got {strategy=}")
-    anneal_steps = _check_int(caller, "anneal_steps", anneal_steps, 0)
-    start_step = _check_int(caller, "start_step", start_step, 0)
+    anneal_steps = checks.integer(caller, "anneal_steps", anneal_steps, 0)
+    start_step = checks.integer(caller, "start_step", start_step, 0)
     if isinstance(swa_lr, bool) or not isinstance(swa_lr, numbers.Real):
         raise TypeError(f"{caller}: swa_lr must be a float, got {swa_lr=}")
     if not callable(base) and (isinstance(base, bool) or not isinstance(base, numbers.Real)):

@@ -32,9 +32,20 @@ class ExtraArgsTrainState(train_state.TrainState):
     """
 
     def apply_gradients(self, *, grads: Any, **kwargs: Any) -> "ExtraArgsTrainState":
+        """Flax's `apply_gradients`, with ``value``/``grad``/``value_fn`` sent to `tx.update`.
+
+        Everything else is Flax's own code (it runs the installed Flax's `apply_gradients`), so
+        collections such as ``OVERWRITE_WITH_GRADIENT`` are handled exactly as Flax does.
+        """
         extra = {k: kwargs.pop(k) for k in _OPTAX_EXTRA_ARGS if k in kwargs}
-        updates, new_opt_state = self.tx.update(grads, self.opt_state, self.params, **extra)
-        new_params = optax.apply_updates(self.params, updates)
-        return self.replace(
-            step=self.step + 1, params=new_params, opt_state=new_opt_state, **kwargs
+        if not extra:
+            return super().apply_gradients(grads=grads, **kwargs)
+        # Flax calls tx.update(grads, opt_state, params): bind the extra args for that one call.
+        tx = self.tx
+        bound = optax.GradientTransformation(
+            tx.init, lambda u, s, p=None: tx.update(u, s, p, **extra)
         )
+        new = super(ExtraArgsTrainState, self.replace(tx=bound)).apply_gradients(
+            grads=grads, **kwargs
+        )
+        return new.replace(tx=tx)

@@ -23,6 +23,17 @@ class LearnedScheduleState(NamedTuple):
     lr: jax.Array  # shape=(): the rate used by the last update (base_lr before the first)
 
 
+def _safe_norm(sq_norm: jax.Array) -> jax.Array:
+    """sqrt of a squared norm with a finite derivative at 0 (sqrt's is infinite there).
+
+    An exactly zero gradient (a task at its optimum) would otherwise make the meta-gradient NaN
+    (0 * inf). Non-finite values pass through for the schedule to flag.
+    """
+    positive = sq_norm > 0
+    root = jnp.sqrt(jnp.where(positive, sq_norm, 1.0))
+    return jnp.where(positive, root, jnp.where(sq_norm == 0, 0.0, sq_norm))
+
+
 def learned_schedule(
     inner: optax.GradientTransformation,
     schedule: LSTMSchedule,
@@ -71,19 +82,14 @@ def learned_schedule(
     """
     if not isinstance(schedule, LSTMSchedule):
         raise TypeError(f"learned_schedule: schedule must be an LSTMSchedule, got {schedule!r}")
-    if not (callable(getattr(inner, "init", None)) and callable(getattr(inner, "update", None))):
-        raise TypeError(
-            "learned_schedule: inner must be an optax GradientTransformation (with init and "
-            f"update), got {inner!r}"
-        )
-    inner = optax.with_extra_args_support(inner)
+    inner = checks.transformation("learned_schedule", inner)
 
     # The carry (and so the schedule's arithmetic) takes the dtype of the schedule's params:
     # float64 params give a float64 schedule, as a finite-difference check needs.
     dtype = jnp.result_type(*jax.tree.leaves(schedule_params))
 
     def init_fn(params: optax.Params) -> LearnedScheduleState:
-        checks.check_float_params("learned_schedule", params)
+        checks.float_params("learned_schedule", params)
         return LearnedScheduleState(
             inner_state=inner.init(params),
             carry=schedule.initial_carry(dtype),
@@ -98,14 +104,23 @@ def learned_schedule(
         value: jax.Array | None = None,
         **extra_args: Any,
     ) -> tuple[optax.Updates, LearnedScheduleState]:
-        checks.check_like_params("learned_schedule", updates, params)
+        checks.like_params("learned_schedule", updates, params)
         if value is None:
             raise ValueError(
                 "learned_schedule: update needs the loss as the `value` extra argument, e.g. "
                 "tx.update(grads, state, params, value=loss); in a Flax TrainState use "
                 "ExtraArgsTrainState.apply_gradients(grads=grads, value=loss)."
             )
-        grad_norm = optax.tree.norm(updates)
+        # The squared norm summed in the schedule's dtype (at least): bfloat16 gradients would
+        # otherwise round it to 3 significant digits before the schedule reads it.
+        sq = sum(
+            (
+                jnp.sum(jnp.square(u.astype(jnp.promote_types(u.dtype, dtype))))
+                for u in jax.tree.leaves(updates)
+            ),
+            start=jnp.zeros([], dtype),
+        )
+        grad_norm = _safe_norm(sq)
         carry, lr = schedule.apply(schedule_params, state.carry, value, grad_norm)
         inner_updates, inner_state = inner.update(
             updates, state.inner_state, params, value=value, **extra_args

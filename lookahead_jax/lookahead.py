@@ -1,17 +1,13 @@
 """Lookahead (Zhang et al. 2019) around any optax transformation, slow weights kept in the state."""
 
 import math
-import numbers
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from lookahead_jax import checks, nested_state
-
-_INT32_MAX = 2**31 - 1
 
 
 @jax.tree_util.register_pytree_node_class
@@ -67,16 +63,6 @@ class LookaheadState(NamedTuple):
     count: jax.Array  # shape=(), int32: fast steps taken so far (wraps keeping the phase mod k)
 
 
-def _check_inner(inner: Any, caller: str) -> optax.GradientTransformationExtraArgs:
-    if not (callable(getattr(inner, "init", None)) and callable(getattr(inner, "update", None))):
-        raise TypeError(
-            f"{caller}: inner must be an optax GradientTransformation (with init and update), "
-            f"got {inner!r}"
-        )
-    # Plain transformations do not accept extra args; optax's wrapper makes them ignore them.
-    return optax.with_extra_args_support(inner)
-
-
 def _slow_target(u, p, s, alpha):
     """phi + alpha (theta + u - phi): the new slow weights, in the widest of the three dtypes."""
     dtype = jnp.promote_types(jnp.promote_types(u.dtype, p.dtype), s.dtype)
@@ -87,19 +73,10 @@ def _slow_target(u, p, s, alpha):
 def _check_step_size(slow_step_size: Any) -> optax.Schedule:
     if callable(slow_step_size):
         return slow_step_size
-    if isinstance(slow_step_size, jax.core.Tracer):
-        # optax.inject_hyperparams passes the value as a traced array: it cannot be checked here.
-        return lambda _: slow_step_size
-    if isinstance(slow_step_size, jax.Array | np.ndarray) and slow_step_size.shape == ():
-        slow_step_size = slow_step_size.item()
-    if isinstance(slow_step_size, bool) or not isinstance(slow_step_size, numbers.Real):
-        raise TypeError(
-            "lookahead: slow_step_size must be a float in (0, 1] or an optax schedule, "
-            f"got {slow_step_size=}"
-        )
-    if not 0.0 < float(slow_step_size) <= 1.0:
-        raise ValueError(f"lookahead: slow_step_size must be in (0, 1], got {slow_step_size=}")
-    return lambda _: slow_step_size
+    # A traced value (optax.inject_hyperparams) passes unchecked: it cannot be read here.
+    alpha = checks.in_unit_interval("lookahead", "slow_step_size", slow_step_size, closed_high=True)
+    value = slow_step_size if alpha is None else alpha
+    return lambda _: value
 
 
 def lookahead(
@@ -129,8 +106,10 @@ def lookahead(
         arguments such as `value=`/`grad=`/`value_fn=` are forwarded to it, so
         `lookahead(optax.lbfgs())` works).
       sync_period: k, the number of fast steps between syncs (an int >= 1).
-      slow_step_size: alpha in (0, 1], or an optax schedule evaluated on the number of syncs
-        already done (0 at the first sync).
+      slow_step_size: alpha in [0, 1], or an optax schedule evaluated on the number of syncs
+        already done (0 at the first sync; never evaluated at a negative count). alpha = 1 is
+        plain `inner`; alpha = 0 resets the fast weights to the fixed initial weights at each
+        sync (accepted, as optax's and timm's Lookahead accept it).
       reset_inner_state: re-initialise the inner state (at the new slow weights) after each sync,
         as optax's `reset_state`. The paper keeps it (the default).
       slow_dtype: dtype of the slow weights (e.g. `jnp.float32` under bfloat16 params); `None`
@@ -141,8 +120,17 @@ def lookahead(
         small leaves this saves JAX's per-buffer cost on every step (see the README's
         benchmarks), but it does not follow a sharded layout.
 
-    Params must be floating point (a `TypeError` names any integer, boolean or key leaf), and the
-    updates passed to `update` must have the structure and shapes of the params (`ValueError`).
+    Params must be floating-point arrays (a `TypeError` names any integer, boolean, key or Python
+    scalar leaf), and the updates passed to `update` must have the structure and shapes of the
+    params (`ValueError`). The slow weights are computed in the widest of the param, slow and
+    update dtypes and stored in the slow dtype, whatever the update dtype.
+
+    Nothing may be chained after `lookahead`: it must see the final update, or the sync moves the
+    params to the wrong place. Put it outermost (or last in an `optax.chain`).
+
+    With ``slow_layout="flat"``, `optax.tree_map_params` cannot map the state (the flat buffer is
+    not shaped like the params) and raises a `TypeError` saying so; derive sharded states from
+    the default ``"tree"`` layout.
 
     Returns:
       An `optax.GradientTransformationExtraArgs`. Its `update` requires `params`.
@@ -163,29 +151,29 @@ def lookahead(
       Zhang, Lucas, Hinton and Ba, "Lookahead Optimizer: k steps forward, 1 step back",
       NeurIPS 2019. https://arxiv.org/abs/1907.08610
     """
-    inner = _check_inner(inner, "lookahead")
-    if isinstance(sync_period, bool) or not isinstance(sync_period, numbers.Integral):
-        raise TypeError(f"lookahead: sync_period must be an int >= 1, got {sync_period=}")
-    if sync_period < 1:
-        raise ValueError(f"lookahead: sync_period must be an int >= 1, got {sync_period=}")
-    k = int(sync_period)
+    inner = checks.transformation("lookahead", inner)
+    k = checks.integer("lookahead", "sync_period", sync_period, 1)
     step_size_fn = _check_step_size(slow_step_size)
-    if slow_dtype is not None and not jnp.issubdtype(jnp.dtype(slow_dtype), jnp.inexact):
-        raise TypeError(
-            f"lookahead: slow_dtype must be a floating dtype or None, got {slow_dtype=}"
-        )
+    slow_dtype = checks.dtype("lookahead", "slow_dtype", slow_dtype, floating=True)
     # The counter wraps from the largest multiple of k back to one past the previous multiple, so
     # the sync phase survives arbitrarily long runs and the count never overflows int32.
-    wrap_at = (_INT32_MAX // k) * k
+    wrap_at = (checks.INT32_MAX // k) * k
 
     if slow_layout not in ("tree", "flat"):
         raise ValueError(f"lookahead: slow_layout must be 'tree' or 'flat', got {slow_layout=}")
 
     def init_fn(params: optax.Params) -> LookaheadState:
-        checks.check_float_params("lookahead", params)
+        checks.float_params("lookahead", params)
         # A fresh buffer even when the dtype is unchanged: the slow weights must never alias the
         # params, or jitting the step with both donated fails ("donate the same buffer twice").
         if slow_layout == "flat":
+            if type(params).__name__ == "_ParamsPlaceholder":  # optax.tree_map_params
+                raise TypeError(
+                    "lookahead(slow_layout='flat'): optax.tree_map_params cannot map this state: "
+                    "its slow weights are one flat buffer, not shaped like the params. Use "
+                    "slow_layout='tree' (the default) where you derive shardings or other "
+                    "per-param trees from the params."
+                )
             slow = FlatSlow.from_tree(params, slow_dtype)  # concatenate: a fresh buffer
         else:
             slow = jax.tree.map(lambda p: jnp.array(p, dtype=slow_dtype, copy=True), params)
@@ -204,11 +192,13 @@ def lookahead(
                 "lookahead: update needs the current params (the fast weights) to move them onto "
                 "the slow weights at a sync; call tx.update(grads, state, params)."
             )
-        checks.check_like_params("lookahead", updates, params)
+        checks.like_params("lookahead", updates, params)
         fast_updates, inner_state = inner.update(updates, state.inner_state, params, **extra_args)
         count = jnp.where(state.count >= wrap_at, state.count - k + 1, state.count + 1)
         sync = count % k == 0
-        alpha = step_size_fn(count // k - 1)
+        # The syncs done before this one; clamped so a schedule never sees -1 (off-sync steps
+        # compute alpha too, and discard it).
+        alpha = step_size_fn(jnp.maximum(count // k - 1, 0))
 
         # The returned update is one element-wise expression per leaf, so XLA fuses the inner
         # update, the slow step and the user's apply_updates into one pass that reads the slow
@@ -226,7 +216,12 @@ def lookahead(
         new_params = jax.tree.map(
             lambda p, u: jnp.asarray(p + u).astype(jnp.asarray(p).dtype), params, new_updates
         )
-        same_dtype = jax.tree.map(lambda p, s: p.dtype == s.dtype, params, old_slow)
+        # new_params *are* the new slow weights only where the param, slow and update dtypes all
+        # agree: a narrower update (bf16 under f32 params) rounds `target - p`, so the slow
+        # weights are then computed afresh in the widest dtype and stored in their own.
+        same_dtype = jax.tree.map(
+            lambda p, s, u: p.dtype == s.dtype == u.dtype, params, old_slow, fast_updates
+        )
 
         def synced_slow():
             synced = jax.tree.map(

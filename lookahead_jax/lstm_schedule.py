@@ -6,14 +6,14 @@ transformation.
 """
 
 import math
-import numbers
 from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import optax
 
-_INT32_MAX = 2**31 - 1
+from lookahead_jax import checks
 
 
 class ScheduleCarry(NamedTuple):
@@ -87,11 +87,7 @@ class LSTMSchedule(nn.Module):
 
     def __post_init__(self) -> None:
         for name in ("base_lr", "feature_clip"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise TypeError(f"LSTMSchedule: {name} must be a positive float, got {value!r}")
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"LSTMSchedule: {name} must be positive and finite, got {value!r}")
+            checks.positive_finite("LSTMSchedule", name, getattr(self, name))
         lo, hi = self.lr_bounds
         base_lr = self.base_lr
         if not (math.isfinite(lo) and lo > 0 and math.isfinite(hi)):
@@ -104,14 +100,8 @@ class LSTMSchedule(nn.Module):
                 "LSTMSchedule: need min_lr < base_lr < max_lr, got "
                 f"min_lr={lo!r}, {base_lr=}, max_lr={hi!r}"
             )
-        hidden_size = self.hidden_size
-        if isinstance(hidden_size, bool) or not isinstance(hidden_size, numbers.Integral):
-            raise TypeError(f"LSTMSchedule: hidden_size must be an int >= 1, got {hidden_size=}")
-        if hidden_size < 1:
-            raise ValueError(f"LSTMSchedule: hidden_size must be an int >= 1, got {hidden_size=}")
-        avg_decay = self.avg_decay
-        if not 0.0 <= avg_decay < 1.0:
-            raise ValueError(f"LSTMSchedule: avg_decay must be in [0, 1), got {avg_decay=}")
+        checks.integer("LSTMSchedule", "hidden_size", self.hidden_size, 1)
+        checks.in_unit_interval("LSTMSchedule", "avg_decay", self.avg_decay)
         super().__post_init__()
 
     @property
@@ -191,10 +181,9 @@ class LSTMSchedule(nn.Module):
                 jnp.ones([], dtype),
             ]
         )
-        saturating_inc = lambda k: jnp.where(k >= _INT32_MAX, k, k + 1)
         new_carry = carry._replace(
-            count=saturating_inc(carry.count),
-            n_finite=jnp.where(both_ok, saturating_inc(n), n),
+            count=optax.safe_increment(carry.count),
+            n_finite=jnp.where(both_ok, optax.safe_increment(n), n),
             log_loss_avg=new_l_avg,
             log_loss_init=new_l_init,
             log_gnorm_avg=new_g_avg,

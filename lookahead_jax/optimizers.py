@@ -18,15 +18,24 @@ Conventions shared by all of them:
 - Buffers are named as in PyTorch's `optimizer.state_dict()` (`momentum_buffer`, `exp_avg`,
   `exp_avg_sq`, `max_exp_avg_sq`, `square_avg`, `grad_avg`, `sum`); `count` is PyTorch's `step`.
 - Hyperparameters are validated at construction where PyTorch raises, with a `ValueError` naming
-  the argument and its value. Under `optax.inject_hyperparams` they are traced arrays and cannot be
-  checked; an injected `momentum` or `weight_decay` is then always applied (a buffer is kept even
-  at 0), since the state structure cannot depend on a traced value.
+  the argument and its value (arrays must have shape ``()``). Under `optax.inject_hyperparams`
+  they are traced arrays and cannot be checked; an injected `momentum` or `weight_decay` is then
+  always applied (a buffer is kept even at 0), since the state structure cannot depend on a traced
+  value. That is why their defaults are None (no momentum, no decay, as PyTorch's 0): a default
+  is not injected, so `inject_hyperparams(sgd)(learning_rate=...)` has the bare state's structure.
 - Element-wise maths runs in the widest of the param, gradient and buffer dtypes (at least float32),
-  buffers are stored in their own dtype and updates come back in the param dtype.
+  each buffer is stored back in the dtype it was initialised with, and updates come back in the
+  gradient's dtype, as optax's do.
+- Complex params: `sgd` handles them as PyTorch does (its rule is linear, so complex arithmetic is
+  the (real, imag) pair's); the others refuse them with a `TypeError`, since PyTorch squares the
+  real and imaginary parts separately where ``g * g`` would not.
+- Every optimizer is an update rule given to one shared skeleton (`_elementwise`): the checks, the
+  step count, the learning rate, the dtypes and the state are handled once.
 """
 
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from enum import Enum
 from typing import Any, NamedTuple
 
 import jax
@@ -71,32 +80,25 @@ class AdagradState(NamedTuple):
     sum: optax.Updates
 
 
-# -- Validation -----------------------------------------------------------------------------------
+# -- Shared plumbing ------------------------------------------------------------------------------
 
 
-def _concrete(caller: str, name: str, value: Any) -> float | None:
-    """The Python number in `value`, or None when it is traced (under `inject_hyperparams`)."""
-    if isinstance(value, jax.core.Tracer):
-        return None
-    if isinstance(value, jax.Array | np.ndarray):
-        if value.size != 1:
-            raise ValueError(f"{caller}: {name} must be a scalar, got {name}={value!r}")
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{caller}: {name} must be a real number, got {name}={value!r}")
-    return float(value)
+class Step(NamedTuple):
+    """The step-level quantities every update starts from."""
+
+    dtype: jnp.dtype  # of the scalars: float64 under x64 params, else float32
+    t: jax.Array  # this step's number, from 1 (saturating at 2**31 - 1)
+    taken: jax.Array  # steps already taken, t - 1
+    lr: jax.Array  # this step's learning rate
 
 
-def _check_nonnegative(caller: str, name: str, value: Any) -> None:
-    v = _concrete(caller, name, value)
-    if v is not None and not v >= 0.0:  # `not >=` also rejects NaN
-        raise ValueError(f"{caller}: {name} must be >= 0, got {name}={value!r}")
+class Leaf(NamedTuple):
+    """One leaf's inputs to an update rule, in its compute dtype `dt`."""
 
-
-def _check_beta(caller: str, name: str, value: Any) -> None:
-    v = _concrete(caller, name, value)
-    if v is not None and not 0.0 <= v < 1.0:
-        raise ValueError(f"{caller}: {name} must be in [0, 1), got {name}={value!r}")
+    dt: jnp.dtype
+    g: jax.Array  # the gradient, negated under `maximize`, plus coupled L2 decay if any
+    p: jax.Array | None  # the param (None when the update had no params)
+    extra: tuple  # per-leaf values of the rule's extra trees (e.g. the weight-decay mask)
 
 
 def _lr_schedule(caller: str, learning_rate: optax.ScalarOrSchedule) -> optax.Schedule:
@@ -104,36 +106,19 @@ def _lr_schedule(caller: str, learning_rate: optax.ScalarOrSchedule) -> optax.Sc
         # The count in the default int dtype: under x64, optax's schedules compute `int32 / int`
         # in float32, which would round a float64 learning rate.
         return lambda count: learning_rate(count.astype(jnp.result_type(int)))
-    _check_nonnegative(caller, "learning_rate", learning_rate)
+    checks.nonnegative(caller, "learning_rate", learning_rate)
     return lambda _: learning_rate
 
 
-def _is_python_zero(value: Any) -> bool:
-    """True for a plain Python 0; arrays (injected hyperparams) never count as a static zero."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and value == 0
-
-
-def _check_dtype(caller: str, name: str, dtype: Any) -> jnp.dtype | None:
-    if dtype is None:
-        return None
-    try:
-        return jnp.dtype(dtype)
-    except TypeError as e:
-        raise TypeError(f"{caller}: {name} must be a dtype or None, got {name}={dtype!r}") from e
-
-
-# -- Shared plumbing ------------------------------------------------------------------------------
+def _optional_nonnegative(caller: str, **values: Any) -> None:
+    for name, value in values.items():
+        if value is not None:
+            checks.nonnegative(caller, name, value)
 
 
 def _compute_dtype(*arrays: jax.Array) -> jnp.dtype:
     """The widest dtype of the arrays, at least float32 (bfloat16 maths would lose the moments)."""
     return jnp.promote_types(jnp.result_type(*arrays), jnp.float32)
-
-
-def _scalar_dtype(tree: Any) -> jnp.dtype:
-    """dtype for step-level scalars (learning rate, bias corrections): float64 under x64 params."""
-    leaves = jax.tree.leaves(tree)
-    return _compute_dtype(*leaves) if leaves else jnp.dtype(jnp.float32)
 
 
 def _one_minus(value: Any, dtype: jnp.dtype) -> jax.Array:
@@ -152,51 +137,95 @@ def _bias_correction(beta: Any, t: jax.Array) -> jax.Array:
     return -jnp.expm1(t * jnp.log1p(-_one_minus(beta, t.dtype)))
 
 
-def _unzip(treedef: Any, out: Any, n: int) -> tuple[Any, ...]:
-    """Splits a tree of n-tuples (the output of one `jax.tree.map`) into n trees."""
-    leaves = treedef.flatten_up_to(out)
-    return tuple(treedef.unflatten([leaf[i] for leaf in leaves]) for i in range(n))
+def _elementwise(
+    caller: str,
+    state_type: type,
+    buffers: dict[str, Callable[[jax.Array], jax.Array] | None],
+    lr_fn: optax.Schedule,
+    rule: Callable[..., tuple[jax.Array, tuple[jax.Array, ...]]],
+    *,
+    maximize: bool = False,
+    weight_decay: Any = None,
+    needs_params: bool = False,
+    complex_ok: bool = False,
+    step_scalars: Callable[[Step], Any] = lambda step: step,
+    extra_trees: Callable[[optax.Params], Sequence[Any]] = lambda ref: (),
+) -> optax.GradientTransformationExtraArgs:
+    """The init/update skeleton every optimizer here shares; each supplies its update `rule`.
 
+    Args:
+      caller: the optimizer's name, for error messages.
+      state_type: its NamedTuple state: `count` first, then one field per entry of `buffers`.
+      buffers: field name -> how to start that buffer from a param (None: the field is None).
+      lr_fn: the learning rate of the steps already taken.
+      rule: ``rule(scalars, leaf: Leaf, *buffers) -> (update, new_buffers)``, element-wise in
+        ``leaf.dt``; `scalars` is what `step_scalars` made of the `Step`.
+      maximize: negate the gradient.
+      weight_decay: coupled L2 decay added to the gradient (None: none).
+      needs_params: `update` needs params (weight decay of any kind).
+      complex_ok: the rule is right for complex params as PyTorch treats them.
+      step_scalars: step-level quantities the rule reads (bias corrections, ...), computed once.
+      extra_trees: trees like the params the rule reads per leaf (e.g. a decay mask).
 
-def _step_counts(count: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(t, t - 1): this step's number (saturating at 2**31 - 1) and the steps already taken.
-
-    Everything derives from the incremented count, so the old count is dead once it is read and
-    XLA updates the donated counter in place (reading the old one after would cost a copy).
+    The maths runs in the widest of the gradient, param and buffer dtypes (at least float32);
+    each buffer is stored back in its own dtype (the one it was initialised with) and the update
+    comes back in the gradient's dtype, as optax's do.
     """
-    t = optax.safe_increment(count)
-    return t, t - 1
+    live = [name for name, make in buffers.items() if make is not None]
+
+    def init_fn(params: optax.Params) -> Any:
+        checks.float_params(caller, params, complex_ok=complex_ok)
+        # A fresh buffer per leaf, never aliasing the params, so both can be donated; built from
+        # the param with *_like, so it keeps the param's sharding.
+        fields = {
+            name: None if make is None else jax.tree.map(make, params)
+            for name, make in buffers.items()
+        }
+        return state_type(count=jnp.zeros([], jnp.int32), **fields)
+
+    def update_fn(
+        updates: optax.Updates, state: Any, params: optax.Params | None = None, **extra_args: Any
+    ) -> tuple[optax.Updates, Any]:
+        del extra_args
+        if needs_params:
+            checks.require_params(caller, params, "for weight decay")
+        checks.like_params(caller, updates, params)
+        ref = updates if params is None else params
+        leaves = jax.tree.leaves(ref)
+        sdt = _compute_dtype(*leaves) if leaves else jnp.dtype(jnp.float32)
+        # Everything derives from the incremented count, so the old count is dead once it is
+        # read and XLA updates the donated counter in place.
+        t = optax.safe_increment(state.count)
+        taken = t - 1
+        scalars = step_scalars(Step(sdt, t, taken, jnp.asarray(lr_fn(taken), sdt)))
+        extras = list(extra_trees(ref))
+        n_extra = len(extras)
+
+        def leaf(g, p, *rest):
+            bufs = rest[n_extra:]
+            dt = _compute_dtype(g, p, *bufs)
+            gw = -g.astype(dt) if maximize else g.astype(dt)
+            pw = p.astype(dt)
+            if weight_decay is not None:
+                gw = gw + jnp.asarray(weight_decay, dt) * pw
+            u, new = rule(
+                scalars, Leaf(dt, gw, pw, tuple(rest[:n_extra])), *(b.astype(dt) for b in bufs)
+            )
+            return (u.astype(g.dtype), *(n.astype(b.dtype) for n, b in zip(new, bufs, strict=True)))
+
+        trees = [updates, ref, *extras, *(getattr(state, name) for name in live)]
+        treedef = jax.tree.structure(updates)
+        leaves_out = treedef.flatten_up_to(jax.tree.map(leaf, *trees))
+        out = [treedef.unflatten([x[i] for x in leaves_out]) for i in range(1 + len(live))]
+        fields = dict.fromkeys(buffers)
+        fields.update(zip(live, out[1:], strict=True))
+        return out[0], state_type(count=t, **fields)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def _zeros(params: optax.Params, dtype: jnp.dtype | None) -> optax.Updates:
-    # A fresh buffer per leaf, never aliasing the params, so both can be donated.
-    # zeros_like keeps each param's sharding, so moments start sharded like their params.
-    return jax.tree.map(lambda p: jnp.zeros_like(p, dtype=dtype or jnp.asarray(p).dtype), params)
-
-
-def _begin_update(caller, updates, params, has_decay, count, lr_fn):
-    """The checks and step quantities every optimizer's update starts with.
-
-    Returns:
-      `(ref, sdt, t, taken, lr)`: the tree to read shapes and dtypes from (params, else the
-      updates), the scalar dtype, this step's number, the steps already taken, and the rate.
-    """
-    if has_decay:
-        _require_params(caller, params)
-    checks.check_like_params(caller, updates, params)
-    ref = updates if params is None else params
-    sdt = _scalar_dtype(ref)
-    t, taken = _step_counts(count)
-    return ref, sdt, t, taken, jnp.asarray(lr_fn(taken), sdt)
-
-
-def _require_params(caller: str, params: optax.Params | None) -> optax.Params:
-    if params is None:
-        raise ValueError(
-            f"{caller}: update needs the current params for weight decay; call "
-            "tx.update(grads, state, params)."
-        )
-    return params
+def _zeros(dtype: jnp.dtype | None = None) -> Callable[[jax.Array], jax.Array]:
+    return lambda p: jnp.zeros_like(p, dtype=dtype or p.dtype)
 
 
 def _decay_flags(mask: MaskOrFn, params: optax.Params) -> Any:
@@ -220,10 +249,10 @@ def _masked_decay(flag: Any, weight_decay: Any, dtype: jnp.dtype) -> Any:
 
 def sgd(
     learning_rate: optax.ScalarOrSchedule,
-    momentum: float = 0.0,
+    momentum: float | None = None,
     dampening: float = 0.0,
     nesterov: bool = False,
-    weight_decay: float = 0.0,
+    weight_decay: float | None = None,
     maximize: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Stochastic gradient descent with momentum, exactly `torch.optim.SGD`.
@@ -238,10 +267,11 @@ def sgd(
 
     Args:
       learning_rate: eta, a float >= 0 or an optax schedule of the steps already taken.
-      momentum: mu >= 0; 0 keeps no buffer.
+      momentum: mu >= 0; None (the default) or 0 keeps no buffer.
       dampening: tau, the dampening of the gradient in the momentum buffer.
       nesterov: Nesterov momentum (requires momentum > 0 and dampening = 0).
-      weight_decay: lambda >= 0, coupled L2 decay added to the gradient.
+      weight_decay: lambda >= 0, coupled L2 decay added to the gradient; None (the default) or 0
+        for none.
       maximize: maximise the objective instead of minimising it.
 
     Returns:
@@ -260,63 +290,57 @@ def sgd(
     """
     caller = "sgd"
     lr_fn = _lr_schedule(caller, learning_rate)
-    _check_nonnegative(caller, "momentum", momentum)
-    _check_nonnegative(caller, "weight_decay", weight_decay)
-    mu, tau = _concrete(caller, "momentum", momentum), _concrete(caller, "dampening", dampening)
-    if nesterov and ((mu is not None and mu <= 0) or (tau is not None and tau != 0)):
+    _optional_nonnegative(caller, momentum=momentum, weight_decay=weight_decay)
+    mu = None if momentum is None else checks.scalar(caller, "momentum", momentum)
+    tau = checks.scalar(caller, "dampening", dampening)
+    no_momentum = momentum is None or (mu is not None and mu <= 0)  # a traced one may be > 0
+    if nesterov and (no_momentum or (tau is not None and tau != 0)):
         raise ValueError(
             f"{caller}: Nesterov momentum requires momentum > 0 and dampening = 0, got "
             f"{momentum=}, {dampening=}"
         )
-    has_momentum = not _is_python_zero(momentum)
-    has_decay = not _is_python_zero(weight_decay)
+    has_momentum = not checks.is_python_zero(momentum)
+    has_decay = not checks.is_python_zero(weight_decay)
 
-    def init_fn(params: optax.Params) -> SgdState:
-        checks.check_float_params(caller, params)
-        return SgdState(
-            count=jnp.zeros([], jnp.int32),
-            momentum_buffer=_zeros(params, None) if has_momentum else None,
-        )
-
-    def update_fn(
-        updates: optax.Updates,
-        state: SgdState,
-        params: optax.Params | None = None,
-        **extra_args: Any,
-    ) -> tuple[optax.Updates, SgdState]:
-        del extra_args
-        ref, sdt, count, _taken, lr = _begin_update(
-            caller, updates, params, has_decay, state.count, lr_fn
-        )
-        first = count == 1
+    def step_scalars(step: Step):
         # PyTorch's buffer starts as the first d: b = 0 * b + 1 * d on the first step.
-        buf_coef = jnp.where(first, 0.0, jnp.asarray(momentum, sdt))
-        grad_coef = jnp.where(first, 1.0, _one_minus(dampening, sdt))
+        first = step.t == 1
+        mu = 0.0 if momentum is None else momentum  # `or` would test a traced value
+        buf_coef = jnp.where(first, 0.0, jnp.asarray(mu, step.dtype))
+        grad_coef = jnp.where(first, 1.0, _one_minus(dampening, step.dtype))
+        return step.lr, buf_coef, grad_coef
 
-        def leaf(g, p, b=None):
-            dt = _compute_dtype(g, p) if b is None else _compute_dtype(g, p, b)
-            d = -g.astype(dt) if maximize else g.astype(dt)
-            if has_decay:
-                d = d + jnp.asarray(weight_decay, dt) * p.astype(dt)
-            if has_momentum:
-                b = buf_coef.astype(dt) * b.astype(dt) + grad_coef.astype(dt) * d
-                d = d + jnp.asarray(momentum, dt) * b if nesterov else b
-            u = (-lr.astype(dt) * d).astype(p.dtype)
-            return (u, b.astype(p.dtype)) if has_momentum else (u,)
+    def rule(scalars, leaf: Leaf, b=None):
+        lr, buf_coef, grad_coef = (x.astype(leaf.dt) for x in scalars)
+        d = leaf.g
+        if has_momentum:
+            b = buf_coef * b + grad_coef * d
+            d = d + jnp.asarray(momentum, leaf.dt) * b if nesterov else b
+        return -lr * d, (b,) if has_momentum else ()
 
-        trees = [updates, ref] + ([state.momentum_buffer] if has_momentum else [])
-        treedef = jax.tree.structure(updates)
-        out = _unzip(treedef, jax.tree.map(leaf, *trees), 2 if has_momentum else 1)
-        new_state = SgdState(
-            count=count,
-            momentum_buffer=out[1] if has_momentum else None,
-        )
-        return out[0], new_state
-
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return _elementwise(
+        caller,
+        SgdState,
+        {"momentum_buffer": _zeros() if has_momentum else None},
+        lr_fn,
+        rule,
+        maximize=maximize,
+        weight_decay=weight_decay if has_decay else None,
+        needs_params=has_decay,
+        complex_ok=True,  # every operation is linear: complex arithmetic is the (real, imag) pair's
+        step_scalars=step_scalars,
+    )
 
 
 # -- Adam family ----------------------------------------------------------------------------------
+
+
+class WeightDecay(Enum):
+    """Where the Adam family applies its weight decay."""
+
+    COUPLED = "coupled"  # L2 added to the gradient (torch.optim.Adam)
+    DECOUPLED = "decoupled"  # on the old weights, before the Adam step (torch.optim.AdamW)
+    AFTER_STEP = "after_step"  # on the updated weights, after it (transformers.AdamW)
 
 
 def _adam_family(
@@ -325,8 +349,8 @@ def _adam_family(
     b1: float,
     b2: float,
     eps: float,
-    weight_decay: float,
-    decay_kind: str,  # "l2" (Adam), "decoupled" (AdamW) or "bert" (HuggingFace's AdamW)
+    weight_decay: float | None,
+    decay: WeightDecay,
     amsgrad: bool = False,
     maximize: bool = False,
     mask: MaskOrFn = None,
@@ -336,89 +360,61 @@ def _adam_family(
     check_weight_decay: bool = True,
 ) -> optax.GradientTransformationExtraArgs:
     lr_fn = _lr_schedule(caller, learning_rate)
-    _check_nonnegative(caller, "eps", eps)
-    _check_beta(caller, "b1", b1)
-    _check_beta(caller, "b2", b2)
-    has_decay = not _is_python_zero(weight_decay)
+    checks.nonnegative(caller, "eps", eps)
+    checks.in_unit_interval(caller, "b1", b1)
+    checks.in_unit_interval(caller, "b2", b2)
+    has_decay = not checks.is_python_zero(weight_decay)
     if check_weight_decay:
-        _check_nonnegative(caller, "weight_decay", weight_decay)
-    elif (wd := _concrete(caller, "weight_decay", weight_decay)) is not None and wd <= 0:
-        has_decay = False  # HuggingFace decays only `if weight_decay > 0.0`
-    mu_dtype = _check_dtype(caller, "mu_dtype", mu_dtype)
-    nu_dtype = _check_dtype(caller, "nu_dtype", nu_dtype)
+        _optional_nonnegative(caller, weight_decay=weight_decay)
+    elif has_decay and (wd := checks.scalar(caller, "weight_decay", weight_decay)) is not None:
+        has_decay = wd > 0  # HuggingFace decays only `if weight_decay > 0.0`
+    mu_dtype = checks.dtype(caller, "mu_dtype", mu_dtype)
+    nu_dtype = checks.dtype(caller, "nu_dtype", nu_dtype)
+    bert = decay is WeightDecay.AFTER_STEP
 
-    def init_fn(params: optax.Params) -> AdamState:
-        checks.check_float_params(caller, params)
-        return AdamState(
-            count=jnp.zeros([], jnp.int32),
-            exp_avg=_zeros(params, mu_dtype),
-            exp_avg_sq=_zeros(params, nu_dtype),
-            max_exp_avg_sq=_zeros(params, nu_dtype) if amsgrad else None,
-        )
-
-    def update_fn(
-        updates: optax.Updates,
-        state: AdamState,
-        params: optax.Params | None = None,
-        **extra_args: Any,
-    ) -> tuple[optax.Updates, AdamState]:
-        del extra_args
-        ref, sdt, count, _taken, lr = _begin_update(
-            caller, updates, params, has_decay, state.count, lr_fn
-        )
-        flags = _decay_flags(mask, ref) if has_decay else jax.tree.map(lambda _: False, ref)
-        t = count.astype(sdt)
+    def step_scalars(step: Step):
+        t = step.t.astype(step.dtype)
         bc1, bc2 = _bias_correction(b1, t), _bias_correction(b2, t)
-        if decay_kind == "bert":
+        if bert:
             # HuggingFace folds the bias corrections into the step size; eps stays unscaled.
-            step_size = lr * jnp.sqrt(bc2) / bc1 if correct_bias else lr
-            sqrt_bc2 = jnp.ones([], sdt)
-        else:
-            step_size = lr / bc1
-            sqrt_bc2 = jnp.sqrt(bc2)
+            step_size = step.lr * jnp.sqrt(bc2) / bc1 if correct_bias else step.lr
+            return step.lr, step_size, jnp.ones([], step.dtype)
+        return step.lr, step.lr / bc1, jnp.sqrt(bc2)
 
-        def leaf(g, p, flag, m, v, v_max=None):
-            dt = _compute_dtype(g, p, m, v)
-            g = -g.astype(dt) if maximize else g.astype(dt)
-            wd = _masked_decay(flag, weight_decay, dt) if has_decay else None
-            pw = p.astype(dt)
-            if wd is not None and decay_kind == "l2":
-                g = g + wd * pw
-            m = jnp.asarray(b1, dt) * m.astype(dt) + _one_minus(b1, dt) * g
-            v = jnp.asarray(b2, dt) * v.astype(dt) + _one_minus(b2, dt) * (g * g)
-            v_hat = v
-            if amsgrad:
-                v_max = jnp.maximum(v_max.astype(dt), v)
-                v_hat = v_max
-            denom = jnp.sqrt(v_hat) / sqrt_bc2.astype(dt) + jnp.asarray(eps, dt)
-            u = -step_size.astype(dt) * m / denom
-            if wd is not None and decay_kind == "decoupled":
-                u = u - lr.astype(dt) * wd * pw  # p (1 - lr wd) first: the old weights
-            elif wd is not None and decay_kind == "bert":
-                u = u - lr.astype(dt) * wd * (pw + u)  # after the Adam step: the new weights
-            out = (u.astype(p.dtype), m.astype(m_dtype(p)), v.astype(v_dtype(p)))
-            return (*out, v_max.astype(v_dtype(p))) if amsgrad else out
-
-        def m_dtype(p):
-            return mu_dtype or p.dtype
-
-        def v_dtype(p):
-            return nu_dtype or p.dtype
-
-        trees = [updates, ref, flags, state.exp_avg, state.exp_avg_sq]
+    def rule(scalars, leaf: Leaf, m, v, v_max=None):
+        dt, g, pw = leaf.dt, leaf.g, leaf.p
+        lr, step_size, sqrt_bc2 = (x.astype(dt) for x in scalars)
+        wd = _masked_decay(leaf.extra[0], weight_decay, dt) if leaf.extra else None
+        m = jnp.asarray(b1, dt) * m + _one_minus(b1, dt) * g
+        v = jnp.asarray(b2, dt) * v + _one_minus(b2, dt) * (g * g)
         if amsgrad:
-            trees.append(state.max_exp_avg_sq)
-        treedef = jax.tree.structure(updates)
-        out = _unzip(treedef, jax.tree.map(leaf, *trees), 4 if amsgrad else 3)
-        new_state = AdamState(
-            count=count,
-            exp_avg=out[1],
-            exp_avg_sq=out[2],
-            max_exp_avg_sq=out[3] if amsgrad else None,
-        )
-        return out[0], new_state
+            v_max = jnp.maximum(v_max, v)
+        denom = jnp.sqrt(v_max if amsgrad else v) / sqrt_bc2 + jnp.asarray(eps, dt)
+        u = -step_size * m / denom
+        if wd is not None and decay is WeightDecay.DECOUPLED:
+            u = u - lr * wd * pw  # p (1 - lr wd) first: the old weights
+        elif wd is not None and bert:
+            u = u - lr * wd * (pw + u)  # after the Adam step: the new weights
+        return u, (m, v, v_max) if amsgrad else (m, v)
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    coupled = has_decay and decay is WeightDecay.COUPLED
+    masked = has_decay and not coupled
+    return _elementwise(
+        caller,
+        AdamState,
+        {
+            "exp_avg": _zeros(mu_dtype),
+            "exp_avg_sq": _zeros(nu_dtype),
+            "max_exp_avg_sq": _zeros(nu_dtype) if amsgrad else None,
+        },
+        lr_fn,
+        rule,
+        maximize=maximize,
+        weight_decay=weight_decay if coupled else None,
+        needs_params=has_decay,
+        step_scalars=step_scalars,
+        extra_trees=(lambda ref: [_decay_flags(mask, ref)]) if masked else (lambda ref: ()),
+    )
 
 
 def adam(
@@ -426,7 +422,7 @@ def adam(
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
-    weight_decay: float = 0.0,
+    weight_decay: float | None = None,
     amsgrad: bool = False,
     maximize: bool = False,
     mu_dtype: Any = None,
@@ -450,7 +446,8 @@ def adam(
       b1: beta_1 in [0, 1), PyTorch's `betas[0]`.
       b2: beta_2 in [0, 1), PyTorch's `betas[1]`.
       eps: epsilon >= 0.
-      weight_decay: lambda >= 0, L2 decay added to the gradient (coupled, not AdamW's).
+      weight_decay: lambda >= 0, L2 decay added to the gradient (coupled, not AdamW's); None (the
+        default) or 0 for none.
       amsgrad: keep the running maximum of `exp_avg_sq` (`max_exp_avg_sq`) as the denominator.
       maximize: maximise the objective instead of minimising it.
       mu_dtype: dtype of `exp_avg` (e.g. `jnp.bfloat16`); None keeps each param's dtype.
@@ -480,7 +477,7 @@ def adam(
         b2,
         eps,
         weight_decay,
-        "l2",
+        WeightDecay.COUPLED,
         amsgrad=amsgrad,
         maximize=maximize,
         mu_dtype=mu_dtype,
@@ -549,7 +546,7 @@ def adamw(
         b2,
         eps,
         weight_decay,
-        "decoupled",
+        WeightDecay.DECOUPLED,
         amsgrad=amsgrad,
         maximize=maximize,
         mask=mask,
@@ -563,11 +560,16 @@ def bert_adamw(
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-6,
-    weight_decay: float = 0.0,
+    weight_decay: float | None = None,
     correct_bias: bool = True,
     mask: MaskOrFn = None,
 ) -> optax.GradientTransformationExtraArgs:
-    r"""The AdamW of HuggingFace's `pytorch-transformers`, used to train BERT, exactly.
+    r"""HuggingFace's `transformers.AdamW` (with `correct_bias`), the BERT-era AdamW, exactly.
+
+    This is the PyTorch optimizer of HuggingFace's `pytorch-transformers`/`transformers`, not the
+    original BERT TensorFlow optimizer (`AdamWeightDecayOptimizer`), which decays the *old*
+    weights and has no bias correction at all; here, as in `transformers.AdamW`, the decay applies
+    to the weights after the Adam step.
 
     .. math::
       s_t = \eta_t \frac{\sqrt{1 - \beta_2^t}}{1 - \beta_1^t} \text{ (or } \eta_t
@@ -614,7 +616,7 @@ def bert_adamw(
         b2,
         eps,
         weight_decay,
-        "bert",
+        WeightDecay.AFTER_STEP,
         mask=mask,
         correct_bias=correct_bias,
         check_weight_decay=False,
@@ -628,8 +630,8 @@ def rmsprop(
     learning_rate: optax.ScalarOrSchedule = 1e-2,
     alpha: float = 0.99,
     eps: float = 1e-8,
-    weight_decay: float = 0.0,
-    momentum: float = 0.0,
+    weight_decay: float | None = None,
+    momentum: float | None = None,
     centered: bool = False,
     maximize: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
@@ -653,8 +655,9 @@ def rmsprop(
       learning_rate: eta, a float >= 0 or an optax schedule of the steps already taken.
       alpha: the smoothing constant >= 0 of the squared-gradient average.
       eps: epsilon >= 0, outside the square root.
-      weight_decay: lambda >= 0, coupled L2 decay added to the gradient.
-      momentum: mu >= 0; 0 keeps no buffer.
+      weight_decay: lambda >= 0, coupled L2 decay added to the gradient; None (the default) or 0
+        for none.
+      momentum: mu >= 0; None (the default) or 0 keeps no buffer.
       centered: normalise by the estimated variance (keeps the gradient average `grad_avg`).
       maximize: maximise the objective instead of minimising it.
 
@@ -673,74 +676,50 @@ def rmsprop(
     """
     caller = "rmsprop"
     lr_fn = _lr_schedule(caller, learning_rate)
-    _check_nonnegative(caller, "eps", eps)
-    _check_nonnegative(caller, "momentum", momentum)
-    _check_nonnegative(caller, "weight_decay", weight_decay)
-    _check_nonnegative(caller, "alpha", alpha)
-    has_momentum = not _is_python_zero(momentum)
-    has_decay = not _is_python_zero(weight_decay)
+    checks.nonnegative(caller, "eps", eps)
+    checks.nonnegative(caller, "alpha", alpha)
+    _optional_nonnegative(caller, momentum=momentum, weight_decay=weight_decay)
+    has_momentum = not checks.is_python_zero(momentum)
+    has_decay = not checks.is_python_zero(weight_decay)
 
-    def init_fn(params: optax.Params) -> RmspropState:
-        checks.check_float_params(caller, params)
-        return RmspropState(
-            count=jnp.zeros([], jnp.int32),
-            square_avg=_zeros(params, None),
-            grad_avg=_zeros(params, None) if centered else None,
-            momentum_buffer=_zeros(params, None) if has_momentum else None,
-        )
+    def rule(scalars, leaf: Leaf, s, *rest):
+        dt, g = leaf.dt, leaf.g
+        a = rest[0] if centered else None
+        b = rest[-1] if has_momentum else None
+        decay, one_minus_decay = jnp.asarray(alpha, dt), _one_minus(alpha, dt)
+        s = decay * s + one_minus_decay * (g * g)
+        if centered:
+            a = decay * a + one_minus_decay * g
+            denom = jnp.sqrt(s - a * a) + jnp.asarray(eps, dt)
+        else:
+            denom = jnp.sqrt(s) + jnp.asarray(eps, dt)
+        d = g / denom
+        if has_momentum:
+            b = jnp.asarray(momentum, dt) * b + d
+            d = b
+        new = (s, a) if centered else (s,)
+        return -scalars.lr.astype(dt) * d, (*new, b) if has_momentum else new
 
-    def update_fn(
-        updates: optax.Updates,
-        state: RmspropState,
-        params: optax.Params | None = None,
-        **extra_args: Any,
-    ) -> tuple[optax.Updates, RmspropState]:
-        del extra_args
-        ref, _, count, _taken, lr = _begin_update(
-            caller, updates, params, has_decay, state.count, lr_fn
-        )
-
-        def leaf(g, p, s, *rest):
-            a = rest[0] if centered else None
-            b = rest[-1] if has_momentum else None
-            dt = _compute_dtype(g, p, s, *rest)
-            g = -g.astype(dt) if maximize else g.astype(dt)
-            if has_decay:
-                g = g + jnp.asarray(weight_decay, dt) * p.astype(dt)
-            decay, one_minus_decay = jnp.asarray(alpha, dt), _one_minus(alpha, dt)
-            s = decay * s.astype(dt) + one_minus_decay * (g * g)
-            if centered:
-                a = decay * a.astype(dt) + one_minus_decay * g
-                denom = jnp.sqrt(s - a * a) + jnp.asarray(eps, dt)
-            else:
-                denom = jnp.sqrt(s) + jnp.asarray(eps, dt)
-            d = g / denom
-            if has_momentum:
-                b = jnp.asarray(momentum, dt) * b.astype(dt) + d
-                d = b
-            u = (-lr.astype(dt) * d).astype(p.dtype)
-            new = (s, a) if centered else (s,)
-            new = (*new, b) if has_momentum else new
-            return (u, *(x.astype(p.dtype) for x in new))
-
-        trees = [updates, ref, state.square_avg]
-        trees += [state.grad_avg] if centered else []
-        trees += [state.momentum_buffer] if has_momentum else []
-        treedef = jax.tree.structure(updates)
-        out = list(_unzip(treedef, jax.tree.map(leaf, *trees), len(trees) - 1))
-        u, s = out.pop(0), out.pop(0)
-        a = out.pop(0) if centered else None
-        b = out.pop(0) if has_momentum else None
-        new_state = RmspropState(count, s, a, b)
-        return u, new_state
-
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return _elementwise(
+        caller,
+        RmspropState,
+        {
+            "square_avg": _zeros(),
+            "grad_avg": _zeros() if centered else None,
+            "momentum_buffer": _zeros() if has_momentum else None,
+        },
+        lr_fn,
+        rule,
+        maximize=maximize,
+        weight_decay=weight_decay if has_decay else None,
+        needs_params=has_decay,
+    )
 
 
 def adagrad(
     learning_rate: optax.ScalarOrSchedule = 1e-2,
     lr_decay: float = 0.0,
-    weight_decay: float = 0.0,
+    weight_decay: float | None = None,
     initial_accumulator_value: float = 0.0,
     eps: float = 1e-10,
     maximize: bool = False,
@@ -758,7 +737,8 @@ def adagrad(
     Args:
       learning_rate: eta, a float >= 0 or an optax schedule of the steps already taken.
       lr_decay: delta >= 0, the inverse-time decay of the learning rate.
-      weight_decay: lambda >= 0, coupled L2 decay added to the gradient.
+      weight_decay: lambda >= 0, coupled L2 decay added to the gradient; None (the default) or 0
+        for none.
       initial_accumulator_value: S_0 >= 0.
       eps: epsilon >= 0, outside the square root.
       maximize: maximise the objective instead of minimising it.
@@ -782,44 +762,28 @@ def adagrad(
     """
     caller = "adagrad"
     lr_fn = _lr_schedule(caller, learning_rate)
-    _check_nonnegative(caller, "lr_decay", lr_decay)
-    _check_nonnegative(caller, "weight_decay", weight_decay)
-    _check_nonnegative(caller, "initial_accumulator_value", initial_accumulator_value)
-    _check_nonnegative(caller, "eps", eps)
-    has_decay = not _is_python_zero(weight_decay)
+    checks.nonnegative(caller, "lr_decay", lr_decay)
+    checks.nonnegative(caller, "initial_accumulator_value", initial_accumulator_value)
+    checks.nonnegative(caller, "eps", eps)
+    _optional_nonnegative(caller, weight_decay=weight_decay)
+    has_decay = not checks.is_python_zero(weight_decay)
 
-    def init_fn(params: optax.Params) -> AdagradState:
-        checks.check_float_params(caller, params)
+    def step_scalars(step: Step):
+        return step.lr / (1.0 + step.taken.astype(step.dtype) * jnp.asarray(lr_decay, step.dtype))
 
-        def full(p):
-            dtype = jnp.asarray(p).dtype
-            return jnp.full_like(p, initial_accumulator_value, dtype=dtype)
+    def rule(clr, leaf: Leaf, acc):
+        dt, g = leaf.dt, leaf.g
+        acc = acc + g * g
+        return -clr.astype(dt) * g / (jnp.sqrt(acc) + jnp.asarray(eps, dt)), (acc,)
 
-        return AdagradState(count=jnp.zeros([], jnp.int32), sum=jax.tree.map(full, params))
-
-    def update_fn(
-        updates: optax.Updates,
-        state: AdagradState,
-        params: optax.Params | None = None,
-        **extra_args: Any,
-    ) -> tuple[optax.Updates, AdagradState]:
-        del extra_args
-        ref, sdt, count, taken, lr = _begin_update(
-            caller, updates, params, has_decay, state.count, lr_fn
-        )
-        clr = lr / (1.0 + taken.astype(sdt) * jnp.asarray(lr_decay, sdt))
-
-        def leaf(g, p, acc):
-            dt = _compute_dtype(g, p, acc)
-            g = -g.astype(dt) if maximize else g.astype(dt)
-            if has_decay:
-                g = g + jnp.asarray(weight_decay, dt) * p.astype(dt)
-            acc = acc.astype(dt) + g * g
-            u = -clr.astype(dt) * g / (jnp.sqrt(acc) + jnp.asarray(eps, dt))
-            return u.astype(p.dtype), acc.astype(p.dtype)
-
-        treedef = jax.tree.structure(updates)
-        u, acc = _unzip(treedef, jax.tree.map(leaf, updates, ref, state.sum), 2)
-        return u, AdagradState(count=count, sum=acc)
-
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return _elementwise(
+        caller,
+        AdagradState,
+        {"sum": lambda p: jnp.full_like(p, initial_accumulator_value)},
+        lr_fn,
+        rule,
+        maximize=maximize,
+        weight_decay=weight_decay if has_decay else None,
+        needs_params=has_decay,
+        step_scalars=step_scalars,
+    )

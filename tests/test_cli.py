@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -115,7 +116,9 @@ def test_compare_prints_a_table_with_progress(tmp_path):
     )
     assert (tmp_path / "runs" / "compare" / "results.json").exists()  # the default --out
     assert "lookahead(optax.adamw)" in proc.stdout
-    assert "test accuracy" in proc.stdout and "±" in proc.stdout
+    assert "test accuracy" in proc.stdout
+    assert "±" not in proc.stdout  # one seed: its value alone, not "± 0.0000"
+    assert "lr 0.001" in proc.stdout  # the effective settings
     assert "2/2" in proc.stdout + proc.stderr  # the progress bar reached the end
 
 
@@ -143,8 +146,9 @@ def test_compare_quiet_has_no_progress(tmp_path):
         ),
     ],
 )
-def test_bad_input_is_one_line_exit_2_without_traceback(args, needle):
-    proc = cli("compare", *args, check=False)
+def test_bad_input_is_one_line_exit_2_without_traceback(args, needle, tmp_path):
+    proc = cli("compare", *args, check=False, cwd=tmp_path)
+    assert not (tmp_path / "runs").exists()  # refused before anything was written
     assert proc.returncode == 2, proc.stderr
     assert needle in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -200,14 +204,14 @@ def test_meta_train_then_meta_eval(tmp_path):
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["meta-eval", "/nonexistent"], "is not a meta-train output folder"),
+        (["meta-eval", "/nonexistent"], "/nonexistent is not a folder"),
         (["meta-train", "--horizon", "10", "--unroll-length", "3"], "must divide --horizon"),
         (["meta-train", "--family", "mnist"], "invalid choice: 'mnist'"),
         (["robustness", "--lrs", "0"], "expected a positive number, got '0'"),
     ],
 )
-def test_other_subcommands_bad_input(args, needle):
-    proc = cli(*args, check=False)
+def test_other_subcommands_bad_input(args, needle, tmp_path):
+    proc = cli(*args, check=False, cwd=tmp_path)
     assert proc.returncode == 2 and needle in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
@@ -227,3 +231,169 @@ def test_without_its_extra_the_command_says_what_to_install():
         "lookahead-jax: the command line needs its extra (scikit-learn, matplotlib not "
         'installed): pip install "lookahead-jax[cli]"'
     ]
+
+
+# -- Issue 11: resume, hostile input, strict JSON, fail-fast output folders -----------------------
+
+SMALL = ["--epochs", "2", "--seeds", "0", "--hidden", "8", "--optimizers", "optax.sgd", "--quiet"]
+
+
+def test_resume_refuses_other_settings_naming_them(tmp_path):
+    out = str(tmp_path / "run")
+    cli("compare", *SMALL, "--model", "cnn", "--out", out)
+    proc = cli("compare", *SMALL, "--out", out, "--resume", check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"lookahead-jax compare: error: --resume: the run in {out} was started with other "
+        "settings: --model cnn (now mlp). Give the same settings, or another --out"
+    ]
+
+
+def test_resume_refuses_a_shorter_run_and_continues_a_longer_one(tmp_path):
+    out = str(tmp_path / "run")
+    cli("compare", *SMALL, "--out", out)
+    proc = cli("compare", *SMALL[:1], "1", *SMALL[2:], "--out", out, "--resume", check=False)
+    assert proc.returncode == 2 and "is for 2 epochs, got --epochs 1" in proc.stderr
+    report = json.loads(
+        cli("compare", "--epochs", "3", *SMALL[2:], "--out", out, "--resume", "--json").stdout
+    )
+    assert report["epochs"] == 3 and all(len(r["train_loss"][0]) == 3 for r in report["runs"])
+
+
+def test_resume_with_nothing_to_resume_says_so(tmp_path):
+    proc = cli("compare", *SMALL, "--out", str(tmp_path / "none"), "--resume", check=False)
+    assert proc.returncode == 2 and "nothing to resume in" in proc.stderr
+    assert not (tmp_path / "none").exists()
+
+
+def test_help_example_resume_is_a_real_resume(tmp_path):
+    # The --help example, in small: the same settings with --resume continue the run.
+    help_text = cli("compare", "--help").stdout
+    assert "--model cnn --epochs 10 --out runs/cnn --resume" in help_text
+    args = ["compare", *SMALL, "--model", "cnn", "--out", str(tmp_path / "cnn")]
+    cli(*args)
+    assert cli(*args, "--resume").returncode == 0
+
+
+@pytest.mark.parametrize("kind", ["file", "read_only"])
+def test_unwritable_out_fails_before_any_work(tmp_path, kind):
+    target = tmp_path / "out"
+    if kind == "file":
+        target.write_text("x")
+    else:
+        target.mkdir()
+        target.chmod(0o500)
+        if os.access(target, os.W_OK):  # root ignores permissions
+            pytest.skip("running as root: a read-only folder is still writable")
+    for args in (["compare", *SMALL], ["meta-train", "--family", "quadratic", "--budget", "600"]):
+        start = time.monotonic()
+        proc = cli(*args, "--out", str(target), check=False)
+        assert proc.returncode == 2, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "--out" in proc.stderr
+        assert time.monotonic() - start < 60  # before the work (meta-train's budget is 600 s)
+
+
+def test_compare_when_every_run_diverges(tmp_path):
+    out = tmp_path / "run"
+    proc = cli(
+        "compare",
+        "--epochs",
+        "2",
+        "--seeds",
+        "0",
+        "1",
+        "--optimizers",
+        "optax.sgd:learning_rate=1e6",
+        "--out",
+        str(out),
+        "--json",
+    )
+    report = json.loads(proc.stdout)  # strict JSON: no bare NaN
+    for run in report["runs"]:
+        assert run["diverged"] == [True, True]
+        assert run["final_train_loss"] == [None, None]
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = cli(
+        "compare",
+        *SMALL[:4],
+        "--optimizers",
+        "optax.sgd:learning_rate=1e6",
+        "--out",
+        str(tmp_path / "t"),
+    )
+    assert "diverged" in table.stdout
+
+
+def test_json_is_strict_for_a_resumed_finished_run(tmp_path):
+    out = str(tmp_path / "run")
+    cli("compare", *SMALL, "--out", out)
+    stdout = cli("compare", *SMALL, "--out", out, "--resume", "--json").stdout
+    assert "NaN" not in stdout
+    report = json.loads(stdout, parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
+    run = report["runs"][0]
+    assert (
+        run["seconds_per_epoch"] is None
+        and "resumed a finished run" in (run["seconds_per_epoch_note"])
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["compare", "--seeds", "-1"], "expected a seed in [0, 4294967295], got '-1'"),
+        (["compare", "--seeds", str(2**40)], "expected a seed in [0, 4294967295]"),
+        (["meta-train", "--seed", "-5"], "expected a seed in [0, 4294967295], got '-5'"),
+        (
+            ["compare", "--optimizers", "optax.adam:learning_rate=-1e-3"],
+            "learning_rate must be >= 0, got learning_rate=-0.001",
+        ),
+        (["compare", "--optimizers", "optax.sgd:momentum=-0.5"], "momentum must be >= 0"),
+        (["compare", "--optimizers", "optax.adam:b1=1.5"], "b1 must be in [0, 1)"),
+        (["compare", "--optimizers", "adam:learning_rate=inf"], "learning_rate must be finite"),
+        (["meta-eval", ".", "--heldout", "1"], "expected an integer >= 2, got '1'"),
+    ],
+)
+def test_hostile_numbers_get_one_line(args, needle, tmp_path):
+    proc = cli(*args, check=False, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("setup", "needle"),
+    [
+        (lambda d: None, "no settings.json"),
+        (lambda d: (d / "settings.json").write_text("{not json"), "is not valid JSON"),
+        (lambda d: (d / "settings.json").write_text("{}"), "lacks family, horizon, base_lr"),
+        (
+            lambda d: (d / "settings.json").write_text(
+                json.dumps({"family": "quadratic", "horizon": 5, "base_lr": 0.1, "hidden_size": 4})
+            ),
+            "has no schedule/ checkpoint",
+        ),
+    ],
+)
+def test_meta_eval_on_an_incomplete_folder(tmp_path, setup, needle):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    setup(folder)
+    proc = cli("meta-eval", str(folder), check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_help_shows_every_default_and_the_version():
+    for command in ("compare", "robustness", "meta-train", "meta-eval", "bench"):
+        text = cli(command, "--help").stdout
+        options = [line for line in text.splitlines() if line.strip().startswith("--")]
+        for line in options:
+            if line.strip().split()[0] in ("--help", "--json", "--quiet", "--resume", "--quick"):
+                continue
+            block = text[text.index(line) :].split("\n  -", 1)[0]
+            assert "default:" in block, (command, line)
+    assert cli("--version").stdout.startswith("lookahead-jax ")
+
+
+def test_bench_says_when_torch_rows_are_skipped():
+    proc = cli("bench", "--suites", "optimizers", "--quick", "--no-torch", "--json")
+    assert json.loads(proc.stdout)["note"] == "torch.optim rows skipped (--no-torch)"

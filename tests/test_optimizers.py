@@ -18,6 +18,7 @@ from _torch_reference import HuggingFaceAdamW, max_rel_diff, run_jax, run_torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lookahead_jax.cli.timing import temp_bytes
 from lookahead_jax.lookahead import lookahead
 from lookahead_jax.optimizers import adagrad, adam, adamw, bert_adamw, rmsprop, sgd
 
@@ -389,7 +390,7 @@ INVALID = [
     (sgd, dict(learning_rate=-0.1), "learning_rate=-0.1"),
     (sgd, dict(learning_rate=0.1, momentum=-0.5), "momentum=-0.5"),
     (sgd, dict(learning_rate=0.1, weight_decay=-1.0), "weight_decay=-1.0"),
-    (sgd, dict(learning_rate=0.1, nesterov=True), "momentum=0.0"),
+    (sgd, dict(learning_rate=0.1, nesterov=True), "momentum=None"),  # the default: none
     (sgd, dict(learning_rate=0.1, momentum=0.9, dampening=0.1, nesterov=True), "dampening=0.1"),
     (adam, dict(learning_rate=-1e-3), "learning_rate=-0.001"),
     (adam, dict(eps=-1e-8), "eps=-1e-08"),
@@ -782,15 +783,6 @@ def test_multi_transform_is_param_groups(x64):
 # -- Memory ----------------------------------------------------------------------------------------
 
 
-def _temp_bytes(tx, params):
-    def step(params, state, grads):
-        updates, state = tx.update(grads, state, params)
-        return optax.apply_updates(params, updates), state
-
-    lowered = jax.jit(step, donate_argnums=(0, 1)).lower(params, tx.init(params), params)
-    return lowered.compile().memory_analysis().temp_size_in_bytes
-
-
 @pytest.mark.parametrize(
     ("ours", "theirs"),
     [
@@ -804,7 +796,7 @@ def test_step_needs_no_more_temporary_memory_than_optax(ours, theirs):
     # temporary (one leaf here is 32 KiB). Reading the old step count after the donated counter
     # is incremented in place would add a copy of it.
     params = {f"w{i}": jnp.ones((64, 128)) for i in range(20)}
-    assert _temp_bytes(ours(), params) <= _temp_bytes(theirs(), params)
+    assert temp_bytes(ours(), params) <= temp_bytes(theirs(), params)
 
 
 # -- Robustness ------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import importlib.util
 import sys
 from collections.abc import Sequence
 
-from lookahead_jax.cli._common import Parser, UsageError
+from lookahead_jax.cli._common import Parser, UsageError, exit_on_interrupt
 
 # The extra's packages, by import name and distribution name.
 _EXTRA = {
@@ -23,11 +23,15 @@ _EXTRA = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line: one subparser per subcommand module."""
+    import lookahead_jax
     from lookahead_jax.cli import bench, compare, meta_eval, meta_train, robustness
 
     parser = Parser(
         prog="lookahead-jax",
         description="Lookahead, PyTorch-faithful optimizers and learned schedules in JAX.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {lookahead_jax.__version__}"
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for module in (compare, robustness, meta_train, meta_eval, bench):
@@ -49,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    exit_on_interrupt()  # from here on Ctrl-C is one line and exit 130, at any point
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -56,6 +61,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         print(f"lookahead-jax {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130

@@ -1,9 +1,9 @@
 """`lookahead-jax bench`: the README's benchmark tables."""
 
 import argparse
-import json
+import importlib.util
 
-from lookahead_jax.cli._common import positive_int
+from lookahead_jax.cli._common import dumps, positive_int
 
 EXAMPLES = """examples:
   lookahead-jax bench
@@ -20,17 +20,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "params in 200 leaves, and prints medians and ratios measured in one run: the tables of "
         "the README.",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     bench.add_argument(
         "--suites",
         nargs="+",
         choices=("lookahead", "optimizers"),
         default=["lookahead", "optimizers"],
+        help="which tables",
     )
     bench.add_argument("--quick", action="store_true", help="fewer rounds (noisier)")
     bench.add_argument("--no-torch", action="store_true", help="skip the torch.optim rows")
-    bench.add_argument("--torch-threads", type=positive_int, default=1)
+    bench.add_argument(
+        "--torch-threads", type=positive_int, default=1, help="torch intra-op threads"
+    )
     bench.add_argument("--json", action="store_true", help="print the rows as JSON")
     bench.set_defaults(run=run)
 
@@ -55,6 +57,15 @@ def run(args: argparse.Namespace) -> int:
         rows += part
         if not args.json:
             print(bench.format_table(part), flush=True)
+    note = None
+    if "optimizers" in args.suites:
+        if args.no_torch:
+            note = "torch.optim rows skipped (--no-torch)"
+        elif importlib.util.find_spec("torch") is None:
+            note = "torch.optim rows skipped: torch is not installed (pip install torch)"
     if args.json:
-        print(json.dumps({"environment": bench.environment(), "rows": [r._asdict() for r in rows]}))
+        report = {"environment": bench.environment(), "rows": [r._asdict() for r in rows]}
+        print(dumps({**report, "note": note} if note else report))
+    elif note:
+        print(note)
     return 0

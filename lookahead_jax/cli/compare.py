@@ -1,7 +1,6 @@
 """`lookahead-jax compare`: one model, several optimizers, with and without Lookahead."""
 
 import argparse
-import json
 from typing import Any
 
 import numpy as np
@@ -10,10 +9,12 @@ from lookahead_jax.cli._common import (
     add_training_args,
     build_optimizer_spec,
     describe,
+    dumps,
     fraction,
     load_data_and_model,
     mean_sd,
     positive_int,
+    prepare_run,
     print_table,
     run_settings,
     train_all,
@@ -25,7 +26,9 @@ EXAMPLES = """examples:
   lookahead-jax compare --dataset wine --epochs 30 --seeds 0 1 2
   lookahead-jax compare --optimizers optax.adam:learning_rate=3e-3 optax.sgd --sync-period 10
   lookahead-jax compare --json --quiet > results.json
-  lookahead-jax compare --model cnn --epochs 10 --out runs/cnn; lookahead-jax compare --resume"""
+  lookahead-jax compare --model cnn --epochs 10 --out runs/cnn
+  lookahead-jax compare --model cnn --epochs 10 --out runs/cnn --resume  # after Ctrl-C
+  lookahead-jax compare --model cnn --epochs 20 --out runs/cnn --resume  # train it longer"""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -35,14 +38,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     compare = subparsers.add_parser(
         "compare",
-        help="train an MLP with several optimizers, with and without Lookahead",
-        description="Trains the same MLP with each optimizer, with and without Lookahead, over "
+        help="train an MLP or a CNN with several optimizers, with and without Lookahead",
+        description="Trains the same model (an MLP, or a CNN on digits: --model) with each "
+        "optimizer, with and without Lookahead, over "
         "several seeds, and prints final train loss, test loss and test accuracy (on the slow "
         "weights for Lookahead) as mean +- s.d. over seeds.",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    compare.add_argument("--dataset", choices=DATASETS, default="digits")
+    compare.add_argument(
+        "--dataset", choices=DATASETS, default="digits", help="an embedded scikit-learn data set"
+    )
     compare.add_argument(
         "--optimizers",
         nargs="+",
@@ -54,28 +59,34 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--lookahead",
         choices=("both", "on", "off"),
         default="both",
-        help="run each optimizer with Lookahead, without, or both (default)",
+        help="run each optimizer with Lookahead, without, or both",
     )
-    compare.add_argument("--sync-period", type=positive_int, default=5, help="k (default 5)")
-    compare.add_argument("--slow-step-size", type=fraction, default=0.5, help="alpha (0.5)")
+    compare.add_argument("--sync-period", type=positive_int, default=5, help="Lookahead's k")
+    compare.add_argument("--slow-step-size", type=fraction, default=0.5, help="Lookahead's alpha")
     add_training_args(compare, epochs=20, seeds=[0, 1, 2], out="runs/compare")
     compare.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from lookahead_jax.cli.optimizer_specs import describe_settings
     from lookahead_jax.cli.plots import plot_training_curves
     from lookahead_jax.lookahead import lookahead
 
-    inners = [(spec, build_optimizer_spec(spec)) for spec in args.optimizers]
-    data, model = load_data_and_model(args)
-    runs: list[tuple[str, Any]] = []
-    for spec, inner in inners:
+    inners = [(spec, *build_optimizer_spec(spec)) for spec in args.optimizers]
+    data, model = load_data_and_model(args)  # checks --batch-size and --model
+    prepare_run(args)
+    runs: list[tuple[str, Any, dict]] = []
+    for spec, inner, settings in inners:
         if args.lookahead in ("both", "off"):
-            runs.append((spec, inner))
+            runs.append((spec, inner, settings))
         if args.lookahead in ("both", "on"):
-            runs.append(
-                (f"lookahead({spec})", lookahead(inner, args.sync_period, args.slow_step_size))
-            )
+            la = lookahead(inner, args.sync_period, args.slow_step_size)
+            la_settings = {
+                **settings,
+                "sync_period": args.sync_period,
+                "slow_step_size": args.slow_step_size,
+            }
+            runs.append((f"lookahead({spec})", la, la_settings))
     results = train_all(args, runs, data, model)
     report = {
         **run_settings(args),
@@ -83,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         "slow_step_size": args.slow_step_size,
         "runs": results,
     }
-    write_atomic(args.out / "results.json", json.dumps(report, indent=1))
+    write_atomic(args.out / "results.json", dumps(report, indent=1))
     plot_training_curves(
         results,
         args.out / "curves.png",
@@ -91,18 +102,20 @@ def run(args: argparse.Namespace) -> int:
         "(slow weights)",
     )
     if args.json:
-        print(json.dumps(report))
+        print(dumps(report))
         return 0
+    seeds = "mean ± s.d. over seeds" if len(args.seeds) > 1 else "one seed"
     print_table(
-        f"{describe(args)}: mean ± s.d.; Lookahead evaluated on its slow weights",
-        ("optimizer", "train loss", "test loss", "test accuracy", "s / epoch"),
+        f"{describe(args)}: {seeds}; Lookahead evaluated on its slow weights",
+        ("optimizer", "settings", "train loss", "test loss", "test accuracy", "s / epoch"),
         [
             (
                 r["optimizer"],
-                mean_sd(np.asarray(r["final_train_loss"])),
-                mean_sd(np.asarray(r["final_test_loss"])),
-                mean_sd(np.asarray(r["final_test_accuracy"])),
-                f"{r['seconds_per_epoch']:.3f}",
+                describe_settings(r["settings"]),
+                mean_sd(np.asarray(r["final_train_loss"], np.float64)),
+                mean_sd(np.asarray(r["final_test_loss"], np.float64)),
+                mean_sd(np.asarray(r["final_test_accuracy"], np.float64)),
+                "-" if r["seconds_per_epoch"] is None else f"{r['seconds_per_epoch']:.3f}",
             )
             for r in results
         ],

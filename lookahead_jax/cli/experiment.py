@@ -58,13 +58,20 @@ def meta_train_family(
     objective,
     callback=None,
     verbose=True,
+    budget_start=None,
 ):
-    """Tunes the constant rate, then meta-trains an `LSTMSchedule` starting from it."""
+    """Tunes the constant rate, then meta-trains an `LSTMSchedule` starting from it.
+
+    With `budget_start` (a `time.perf_counter()` value), `budget_s` bounds the whole run from
+    then on, tuning and compilation included; else it bounds meta-training alone.
+    """
     validate_every = VALIDATE_EVERY[name]
     family, inner, _ = family_setup(name)
     lr_c, _, _, _ = tune(family, inner, grid, task_keys(TUNE_ROOT, n_tune), horizon)
     schedule = LSTMSchedule(base_lr=lr_c)
     t0 = time.perf_counter()
+    if budget_start is not None:
+        budget_s = max(budget_s - (t0 - budget_start), 0.0)
     result = meta.meta_train(
         family,
         schedule,
@@ -96,11 +103,9 @@ def meta_train_family(
 
 def plot(plots, path):
     """Learning-rate trajectories and loss curves of `compare` results, one column each."""
-    import matplotlib
+    from lookahead_jax.cli.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(2, len(plots), figsize=(4 * len(plots), 7), squeeze=False)
     for j, ((name, label), (lrs, curves)) in enumerate(plots.items()):
         ax = axes[0, j]
@@ -137,7 +142,7 @@ def plot(plots, path):
         ax.set_xlabel("step")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)  # atomic, and the figure is closed
 
 
 def compare(family, inner, grid, horizon, schedule, schedule_params, n_tune, n_heldout):

@@ -1,6 +1,7 @@
 """Optimizers by name, as the command line names them: `"adam"`, `"sgd:learning_rate=0.1"`."""
 
 import inspect
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -90,6 +91,58 @@ def parse_optimizer(spec: str) -> tuple[str, dict[str, Any]]:
     return name, kwargs
 
 
+# The same checks for every optimizer name, ours and optax's: optax does not validate its
+# arguments (a negative learning rate would silently run gradient ascent).
+_NONNEGATIVE = (
+    "learning_rate",
+    "momentum",
+    "weight_decay",
+    "eps",
+    "eps_root",
+    "lr_decay",
+    "initial_accumulator_value",
+    "dampening",
+    "alpha",
+)
+_UNIT_INTERVAL = ("b1", "b2", "decay")
+
+
+def check_hyperparameters(name: str, kwargs: dict[str, Any]) -> None:
+    """Raises a ValueError naming the first number out of its range (the same rule for all)."""
+    from lookahead_jax import checks
+
+    for key, value in kwargs.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"optimizer {name!r}: {key} must be finite, got {key}={value!r}")
+        if value is None or isinstance(value, bool):
+            continue
+        if key in _NONNEGATIVE:
+            checks.nonnegative(f"optimizer {name!r}", key, value)
+        elif key in _UNIT_INTERVAL:
+            checks.in_unit_interval(f"optimizer {name!r}", key, value)
+
+
+def effective_settings(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The learning rate (the factory's default if not given) and every setting given."""
+    params = inspect.signature(OPTIMIZERS[name].factory).parameters
+    lr = params.get("learning_rate")
+    out = {}
+    if lr is not None and lr.default is not inspect.Parameter.empty:
+        out["learning_rate"] = lr.default
+    out.update(kwargs)
+    return out
+
+
+def describe_settings(settings: dict[str, Any]) -> str:
+    """`"lr 0.05, momentum 0.9"`: the settings as a table shows them."""
+    short = {"learning_rate": "lr"}
+    return ", ".join(
+        f"{short.get(k, k)} {v:g}" if isinstance(v, float) else f"{short.get(k, k)} {v}"
+        for k, v in settings.items()
+    )
+
+
 def build_optimizer(name: str, kwargs: dict[str, Any]) -> optax.GradientTransformation:
-    """Builds `OPTIMIZERS[name].factory(**kwargs)`."""
+    """Builds `OPTIMIZERS[name].factory(**kwargs)`, after `check_hyperparameters`."""
+    check_hyperparameters(name, kwargs)
     return OPTIMIZERS[name].factory(**kwargs)

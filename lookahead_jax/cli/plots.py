@@ -1,14 +1,14 @@
 """Figures the command line writes: readable on their own (titles, units, log scales, legends)."""
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from lookahead_jax.cli._common import atomic
 
-def _pyplot():
+
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # files only: works without a display
@@ -18,19 +18,12 @@ def _pyplot():
 
 
 def save_figure(fig, path: Path) -> None:
-    """Saves a figure through a temporary file and a rename, so a PNG is never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
+    """Saves a figure through a temporary file and a rename (never half-written), and closes it."""
     try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        with atomic(path) as tmp:
+            fig.savefig(tmp, dpi=120, bbox_inches="tight")
     finally:
-        _pyplot().close(fig)
+        pyplot().close(fig)
 
 
 def plot_training_curves(runs: Sequence[Mapping], path: Path, title: str) -> None:
@@ -42,7 +35,7 @@ def plot_training_curves(runs: Sequence[Mapping], path: Path, title: str) -> Non
       path: the PNG to write.
       title: the figure title.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     panels = [
         ("train_loss", "train loss (cross-entropy, nats)", True),
@@ -50,20 +43,36 @@ def plot_training_curves(runs: Sequence[Mapping], path: Path, title: str) -> Non
         ("test_accuracy", "test accuracy (fraction correct)", False),
     ]
     for ax, (key, label, log) in zip(axes, panels, strict=True):
+        drawn = False
         for run in runs:
             values = np.asarray(run[key], np.float64)
+            values = np.where(np.isfinite(values), values, np.nan)  # None/NaN: diverged
             epochs = np.arange(1, values.shape[1] + 1)
-            mean, sd = values.mean(0), values.std(0)
+            finite = np.isfinite(values)
             style = "-" if run["optimizer"].startswith("lookahead(") else "--"
-            (line,) = ax.plot(epochs, mean, style, label=run["optimizer"])
+            name = run["optimizer"] + ("" if finite.all() else " (diverged)")
+            if not finite.any():
+                ax.plot([], [], style, label=name)  # in the legend, with nothing to draw
+                continue
+            with np.errstate(all="ignore"):
+                mean, sd = np.nanmean(values, 0), np.nanstd(values, 0)
+            (line,) = ax.plot(epochs, mean, style, label=name)
             ax.fill_between(epochs, mean - sd, mean + sd, color=line.get_color(), alpha=0.2)
-        if log:
+            drawn = True
+        if log and drawn:
             ax.set_yscale("log")
+        if not drawn:
+            ax.text(
+                0.5, 0.5, "every run diverged", ha="center", va="center", transform=ax.transAxes
+            )
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize="small")
+    # One legend below the panels: it covers no curve, however many optimizers there are.
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize="small")
     fig.suptitle(title)
+    fig.subplots_adjust(bottom=0.12 + 0.05 * ((len(labels) + 3) // 4))
     save_figure(fig, path)
 
 
@@ -83,7 +92,7 @@ def plot_robustness(
       path: the PNG to write.
       title: the figure title.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     lrs = np.asarray(learning_rates, np.float64)
     finite_max = max(
@@ -130,7 +139,7 @@ def plot_meta_training(
       path: the PNG to write.
       title: the figure title.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12, 4.2))
     steps = np.arange(1, len(meta_losses) + 1)
     ax0.plot(steps, meta_losses, alpha=0.4, label="per meta step")

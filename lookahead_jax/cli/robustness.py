@@ -1,7 +1,6 @@
 """`lookahead-jax robustness`: the inner learning rate swept with and without Lookahead."""
 
 import argparse
-import json
 
 import numpy as np
 
@@ -9,11 +8,13 @@ from lookahead_jax.cli._common import (
     add_training_args,
     build_optimizer_spec,
     describe,
+    dumps,
     fraction,
     load_data_and_model,
     mean_sd,
     positive_float,
     positive_int,
+    prepare_run,
     print_table,
     run_settings,
     train_all,
@@ -38,9 +39,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "learning rate, without Lookahead and with each (sync period, slow step size), and "
         "plots the final train loss against the learning rate.",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    robustness.add_argument("--dataset", choices=DATASETS, default="digits")
+    robustness.add_argument(
+        "--dataset", choices=DATASETS, default="digits", help="an embedded scikit-learn data set"
+    )
     robustness.add_argument(
         "--optimizer",
         default="optax.sgd",
@@ -54,8 +56,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=[0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
         help="inner learning rates to sweep (default: %(default)s)",
     )
-    robustness.add_argument("--sync-periods", type=positive_int, nargs="+", default=[5])
-    robustness.add_argument("--slow-step-sizes", type=fraction, nargs="+", default=[0.5])
+    robustness.add_argument(
+        "--sync-periods", type=positive_int, nargs="+", default=[5], help="Lookahead's k values"
+    )
+    robustness.add_argument(
+        "--slow-step-sizes", type=fraction, nargs="+", default=[0.5], help="Lookahead's alphas"
+    )
     add_training_args(robustness, epochs=10, seeds=[0, 1], out="runs/robustness")
     robustness.set_defaults(run=run)
 
@@ -65,22 +71,25 @@ def run(args: argparse.Namespace) -> int:
     from lookahead_jax.lookahead import lookahead
 
     base = args.optimizer.split(":", 1)[0]
-    inners = [(lr, build_optimizer_spec(args.optimizer, learning_rate=lr)) for lr in args.lrs]
-    data, model = load_data_and_model(args)
+    inners = [(lr, *build_optimizer_spec(args.optimizer, learning_rate=lr)) for lr in args.lrs]
+    data, model = load_data_and_model(args)  # checks --batch-size and --model
+    prepare_run(args)
     configs = [(base, None)] + [
         (f"lookahead({base}, k={k}, alpha={a})", (k, a))
         for k in args.sync_periods
         for a in args.slow_step_sizes
     ]
     runs = []
-    for lr, inner in inners:
+    for lr, inner, settings in inners:
         for label, la in configs:
             tx = inner if la is None else lookahead(inner, *la)
-            runs.append((f"{label} lr={lr:g}", tx))
+            extra = {} if la is None else {"sync_period": la[0], "slow_step_size": la[1]}
+            runs.append((f"{label} lr={lr:g}", tx, {**settings, **extra}))
     results = train_all(args, runs, data, model)
     by_config = {
         label: np.asarray(
-            [results[i * len(configs) + j]["final_train_loss"] for i in range(len(args.lrs))]
+            [results[i * len(configs) + j]["final_train_loss"] for i in range(len(args.lrs))],
+            np.float64,
         )
         for j, (label, _) in enumerate(configs)
     }
@@ -91,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         "final_train_loss": {label: v.tolist() for label, v in by_config.items()},
         "runs": results,
     }
-    write_atomic(args.out / "results.json", json.dumps(report, indent=1))
+    write_atomic(args.out / "results.json", dumps(report, indent=1))
     plot_robustness(
         args.lrs,
         by_config,
@@ -99,10 +108,11 @@ def run(args: argparse.Namespace) -> int:
         f"Robustness to the learning rate: {args.optimizer} on {describe(args)}",
     )
     if args.json:
-        print(json.dumps(report))
+        print(dumps(report))
         return 0
+    seeds = "mean ± s.d. over seeds" if len(args.seeds) > 1 else "one seed"
     print_table(
-        f"final train loss, mean ± s.d. over seeds ({describe(args)}; nan = diverged)",
+        f"final train loss, {seeds} ({describe(args)})",
         ("learning rate", *by_config),
         [
             (f"{lr:g}", *(mean_sd(v[i]) for v in by_config.values()))

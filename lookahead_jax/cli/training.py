@@ -17,19 +17,7 @@ import optax
 
 from lookahead_jax.cli.data import Dataset
 from lookahead_jax.lookahead import LookaheadState, slow_params
-
-
-class MLP(nn.Module):
-    """A ReLU multilayer perceptron classifier."""
-
-    hidden: Sequence[int]
-    num_classes: int
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        for width in self.hidden:
-            x = nn.relu(nn.Dense(width)(x))
-        return nn.Dense(self.num_classes)(x)
+from lookahead_jax.meta import MLP
 
 
 class CNN(nn.Module):
@@ -62,7 +50,7 @@ def make_model(name: str, data: Dataset, hidden: Sequence[int] = (64, 64)) -> nn
       A Flax module mapping `[batch, features]` to logits.
     """
     if name == "mlp":
-        return MLP(hidden=tuple(hidden), num_classes=data.num_classes)
+        return MLP(hidden=tuple(hidden), out=data.num_classes, activation=nn.relu)
     if name == "cnn":
         side = round(data.x_train.shape[1] ** 0.5)
         if side * side != data.x_train.shape[1]:
@@ -127,7 +115,8 @@ def train_classifier(
         raise ValueError(
             f"train_classifier: batch_size must be in [1, {len(data.x_train)}], got {batch_size=}"
         )
-    model = model if model is not None else MLP(hidden=(64, 64), num_classes=data.num_classes)
+    if model is None:
+        model = MLP(hidden=(64, 64), out=data.num_classes, activation=nn.relu)
     x_train, y_train = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
     x_test, y_test = jnp.asarray(data.x_test), jnp.asarray(data.y_test)
     steps = len(x_train) // batch_size
@@ -195,7 +184,9 @@ def train_classifier(
 def _checkpoint_manager(directory: Path):
     import orbax.checkpoint as ocp  # only runs that checkpoint pay for the import
 
-    options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True)
+    # A checkpoint interrupted mid-write (Ctrl-C) stays a temporary folder that orbax never
+    # restores from; cleaned up when the run resumes.
+    options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True, cleanup_tmp_directories=True)
     return ocp.CheckpointManager(Path(directory).absolute(), options=options)
 
 

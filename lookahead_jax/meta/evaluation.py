@@ -142,8 +142,10 @@ def tune(family, inner, grid, keys, horizon):
 
 
 def stats(x):
-    """Mean and standard error of the mean."""
+    """Mean and standard error of the mean of at least 2 values."""
     x = np.asarray(x, np.float64)
+    if x.size < 2:
+        raise ValueError(f"stats: a standard error needs at least 2 values, got {x.size}")
     return {"mean": float(np.mean(x)), "se": float(np.std(x, ddof=1) / np.sqrt(len(x)))}
 
 

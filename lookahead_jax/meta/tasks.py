@@ -15,11 +15,20 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from lookahead_jax import checks
+
 Batch = Any
 
 
 class Task(NamedTuple):
-    """A training problem: params initialisation, minibatch loss, batch sampling, full loss."""
+    """A training problem: params initialisation, minibatch loss, batch sampling, full loss.
+
+    Losses must be >= 0 (cross-entropy, squared error, ...): the meta-objectives are log-ratios
+    of losses, so a loss of exactly 0 scores as the best possible (log of the smallest positive
+    float), and `meta_train` refuses a family whose loss is negative at a task's initial params
+    with a `ValueError`. Shift a loss that can be negative (a margin, an NLL of densities) by a
+    lower bound.
+    """
 
     init_params: Callable[[jax.Array], optax.Params]  # PRNG key -> initial params
     loss: Callable[[optax.Params, Batch], jax.Array]  # (params, batch) -> scalar training loss
@@ -32,8 +41,7 @@ TaskFamily = Callable[[jax.Array], Task]  # task key -> Task (vmappable over the
 
 def _check_positive_int(caller: str, **kwargs: Any) -> None:
     for name, value in kwargs.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{caller}: {name} must be an int >= 1, got {name}={value!r}")
+        checks.integer(caller, name, value, 1)
 
 
 def quadratic_family(
@@ -80,15 +88,20 @@ def quadratic_family(
 
 
 class MLP(nn.Module):
-    """A tanh MLP with `hidden` units per hidden layer."""
+    """A multilayer perceptron: `hidden` units per hidden layer, then `out` outputs.
+
+    The one MLP of the package: the task families use its default tanh (smooth losses for
+    meta-gradients), the command line's classifier ReLU.
+    """
 
     hidden: tuple[int, ...]
     out: int
+    activation: Callable[[jax.Array], jax.Array] = jnp.tanh
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         for width in self.hidden:
-            x = jnp.tanh(nn.Dense(width)(x))
+            x = self.activation(nn.Dense(width)(x))
         return nn.Dense(self.out)(x)
 
 

@@ -27,9 +27,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from lookahead_jax import checks
 from lookahead_jax.lstm_schedule import LSTMSchedule
 from lookahead_jax.meta.tasks import TaskFamily
 from lookahead_jax.meta.unroll import (
+    InnerState,
     MetaParams,
     check_objective,
     fresh_states,
@@ -38,6 +40,18 @@ from lookahead_jax.meta.unroll import (
     select_slots,
     truncation_loss,
 )
+
+
+def _check_initial_losses(family: TaskFamily, states: InnerState) -> None:
+    """A clear error for a family whose loss is negative (or NaN) at a task's initial params."""
+    bad = ~np.isfinite(np.asarray(states.log_loss0))
+    if bad.any():
+        slot = jax.tree.map(lambda x: x[int(np.argmax(bad))], states)
+        value = float(family(slot.task_key).full_loss(slot.params))
+        raise ValueError(
+            "meta_train: a task's full_loss must be >= 0 (the meta-objectives are log-ratios of "
+            f"losses), got {value:g}; shift the loss by a lower bound (e.g. loss - bound)"
+        )
 
 
 class MetaTrainResult(NamedTuple):
@@ -128,11 +142,13 @@ def meta_train(
     if not meta_clip > 0:
         raise ValueError(f"meta_train: meta_clip must be positive, got {meta_clip=}")
     start = time.perf_counter()
-    k_sched, k_init, k_tasks, key = jax.random.split(key, 4)
+    validate_every = checks.integer("meta_train", "validate_every", validate_every, 1)
+    k_sched, k_init_task, k_init, k_tasks, key = jax.random.split(key, 5)
     if meta_params is None:
         meta_params = {"schedule": schedule.init_params(k_sched)}
         if learn_init:
-            meta_params["init"] = family(k_init).init_params(k_init)
+            # Its own key: drawing the init with the task's key would correlate the two.
+            meta_params["init"] = family(k_init_task).init_params(k_init)
     elif learn_init and "init" not in meta_params:
         raise ValueError("meta_train: learn_init=True but meta_params has no 'init' entry")
     meta_opt = optax.chain(
@@ -149,7 +165,12 @@ def meta_train(
         tasks_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(task_axis))
         replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
         meta_params, meta_opt_state = jax.device_put((meta_params, meta_opt_state), replicated)
-        shard_tasks = lambda tree: jax.lax.with_sharding_constraint(tree, tasks_sharding)
+        axis_type = dict(zip(mesh.axis_names, mesh.axis_types, strict=True))[task_axis]
+        if axis_type == jax.sharding.AxisType.Explicit:
+            # Explicit axes (`jax.make_mesh`'s default): the sharding is part of the type.
+            shard_tasks = lambda tree: jax.sharding.reshard(tree, tasks_sharding)
+        else:
+            shard_tasks = lambda tree: jax.lax.with_sharding_constraint(tree, tasks_sharding)
 
     def new_slots(mp, task_keys):
         return fresh_states(family, schedule, inner, mp, task_keys)
@@ -185,6 +206,7 @@ def meta_train(
         unroll_length=unroll_length,
         random_offsets=random_offsets,
     )
+    _check_initial_losses(family, states)
     if mesh is not None:
         states = jax.device_put(states, tasks_sharding)
 

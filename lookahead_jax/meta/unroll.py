@@ -91,10 +91,22 @@ def unroll(
     return jax.lax.scan(step, (params, opt_state), jax.random.split(key, num_steps))
 
 
+def _log_floor(loss: jax.Array) -> jax.Array:
+    """log(loss) with 0 mapped to log(tiny); NaN for a negative or NaN loss."""
+    tiny = jnp.finfo(jnp.result_type(loss, jnp.float32)).tiny
+    return jnp.log(jnp.where(loss == 0, tiny, loss))
+
+
 def _log_ratio(loss: jax.Array, log_loss0: jax.Array) -> jax.Array:
-    """log(loss / loss0), NaN-safe and capped at LOG_LOSS_CAP (zero gradient where capped)."""
-    ok = jnp.isfinite(loss) & (loss > 0)
-    log_loss = jnp.log(jnp.where(ok, loss, 1.0))
+    """log(loss / loss0), NaN-safe and capped at LOG_LOSS_CAP (zero gradient where capped).
+
+    A loss of exactly 0 (float32 cross-entropy of a perfect fit underflows to it) is the floor,
+    log(tiny): the best score, not a divergence. Non-finite and negative losses get the cap
+    (`meta_train` refuses families whose initial loss is negative).
+    """
+    ok = jnp.isfinite(loss) & (loss >= 0)
+    tiny = jnp.finfo(jnp.result_type(loss, jnp.float32)).tiny
+    log_loss = jnp.log(jnp.maximum(jnp.where(ok, loss, 1.0), tiny))
     return jnp.where(ok, jnp.minimum(log_loss - log_loss0, LOG_LOSS_CAP), LOG_LOSS_CAP)
 
 
@@ -113,7 +125,7 @@ def fresh_state(
         opt_state=tx.init(params),
         key=k_data,
         step=jnp.zeros([], jnp.int32),
-        log_loss0=jnp.log(jax.lax.stop_gradient(task.full_loss(params))),
+        log_loss0=_log_floor(jax.lax.stop_gradient(task.full_loss(params))),
     )
 
 

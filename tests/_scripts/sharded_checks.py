@@ -406,12 +406,14 @@ def meta_train_with_a_mesh():
         random_offsets=False,
     )
     ref = meta.meta_train(family, schedule, optax.sgd(1.0), **kwargs)
-    mesh = jax.make_mesh((8,), ("tasks",), axis_types=(AxisType.Auto,))
-    got = meta.meta_train(family, schedule, optax.sgd(1.0), mesh=mesh, **kwargs)
-    for leaf in jax.tree.leaves(got.meta_params):
-        assert leaf.sharding.is_fully_replicated, leaf.sharding
-    chex.assert_trees_all_close(got.meta_params, ref.meta_params, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(got.history, ref.history, rtol=1e-5)
+    # Both axis types: Explicit is jax.make_mesh's default (the README's snippet), Auto the old.
+    for axis_type in (AxisType.Explicit, AxisType.Auto):
+        mesh = jax.make_mesh((8,), ("tasks",), axis_types=(axis_type,))
+        got = meta.meta_train(family, schedule, optax.sgd(1.0), mesh=mesh, **kwargs)
+        for leaf in jax.tree.leaves(got.meta_params):
+            assert leaf.sharding.is_fully_replicated, (axis_type, leaf.sharding)
+        chex.assert_trees_all_close(got.meta_params, ref.meta_params, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got.history, ref.history, rtol=1e-5)
     try:
         meta.meta_train(family, schedule, optax.sgd(1.0), mesh=mesh, **{**kwargs, "num_tasks": 6})
     except ValueError as e:

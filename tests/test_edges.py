@@ -1,0 +1,515 @@
+"""Correctness at the edges (issue 10): mixed precision, zero gradients, zero losses, hostile
+hyperparameters, and the optax/Flax contracts a drop-in transformation must keep.
+
+Each test here failed on the code before its fix.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax.core import FrozenDict
+from flax.linen.fp8_ops import OVERWRITE_WITH_GRADIENT
+
+import lookahead_jax as lj
+from lookahead_jax import meta
+
+# -- 1. Lookahead keeps its slow weights at their own precision, whatever the update dtype --------
+
+
+@pytest.mark.parametrize("slow_layout", ["tree", "flat"])
+def test_slow_weights_are_exact_to_their_dtype_under_bfloat16_updates(slow_layout):
+    # f32 params, bf16 gradients: optax.sgd returns bf16 updates.
+    k, alpha, lr = 2, 0.3, 0.1
+    p0 = np.linspace(-1.3, 2.1, 7).astype(np.float32)
+    grads = [jnp.asarray(np.sin(np.arange(7) + i) * 1.37, jnp.bfloat16) for i in range(k)]
+    tx = lj.lookahead(optax.sgd(lr), k, alpha, slow_layout=slow_layout)
+    params, state = jnp.asarray(p0), tx.init(jnp.asarray(p0))
+    fast = p0.astype(np.float64)
+    for g in grads:
+        inner_u = np.asarray(optax.sgd(lr).update(g, optax.sgd(lr).init(params))[0], np.float64)
+        updates, state = tx.update(g, state, params)
+        assert updates.dtype == jnp.bfloat16  # updates in the gradient's dtype, as optax's
+        params = optax.apply_updates(params, updates)
+        fast_before_sync = np.asarray(fast, np.float32).astype(np.float64) + inner_u
+        fast = np.asarray(params, np.float64)
+    # Algorithm 1 in float64 from the updates the transformation received.
+    expected = p0.astype(np.float64) + alpha * (fast_before_sync - p0.astype(np.float64))
+    slow = np.asarray(lj.slow_params(state), np.float64)
+    np.testing.assert_allclose(slow, expected, rtol=3e-7, atol=1e-7)
+    assert lj.slow_params(state).dtype == jnp.float32
+
+
+# -- 2. Optimizer state keeps its dtype when params are omitted ------------------------------------
+
+OPTIMIZERS_WITHOUT_PARAMS = {
+    "sgd": lambda: lj.sgd(0.1, momentum=0.9),
+    "adam": lambda: lj.adam(1e-3),
+    "adam_amsgrad": lambda: lj.adam(1e-3, amsgrad=True),
+    "adamw_no_decay": lambda: lj.adamw(1e-3, weight_decay=0.0),
+    "bert_adamw_no_decay": lambda: lj.bert_adamw(1e-3, weight_decay=0.0),
+    "rmsprop": lambda: lj.rmsprop(1e-3, momentum=0.9, centered=True),
+    "adagrad": lambda: lj.adagrad(1e-2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS_WITHOUT_PARAMS))
+def test_state_dtypes_survive_an_update_without_params(name):
+    tx = OPTIMIZERS_WITHOUT_PARAMS[name]()
+    params = {"w": jnp.ones(3, jnp.float32)}
+    state = tx.init(params)
+    grads = {"w": jnp.full(3, 0.5, jnp.bfloat16)}
+    updates, new_state = tx.update(grads, state)
+    assert jax.tree.map(lambda x: x.dtype, new_state) == jax.tree.map(lambda x: x.dtype, state)
+    assert updates["w"].dtype == jnp.bfloat16
+    # ... so the step is a valid lax.scan carry.
+    jax.lax.scan(lambda s, _: (tx.update(grads, s)[1], None), state, length=2)
+
+
+# -- 3. The meta-gradient is finite through an exactly zero inner gradient ------------------------
+
+
+def _at_optimum_family(task_key):
+    del task_key
+    return meta.Task(
+        init_params=lambda key: {"w": jnp.zeros(3)},  # the optimum: the gradient is exactly 0
+        loss=lambda p, batch: 0.5 * jnp.sum(p["w"] ** 2) + 1.0,
+        sample_batch=lambda key: jnp.zeros([]),
+        full_loss=lambda p: 0.5 * jnp.sum(p["w"] ** 2) + 1.0,
+    )
+
+
+def test_meta_gradient_is_finite_at_an_exactly_zero_inner_gradient():
+    schedule = lj.LSTMSchedule(base_lr=0.1, hidden_size=4)
+    mp = {"schedule": schedule.init_params(jax.random.key(0))}
+    tx = lj.learned_schedule(optax.sgd(1.0), schedule, mp["schedule"])
+    state = meta.fresh_state(_at_optimum_family, tx, jax.random.key(1), None)
+    grads = jax.grad(
+        lambda mp: meta.truncation_loss(
+            mp, state, _at_optimum_family, schedule, optax.sgd(1.0), 5, objective="mean_loss"
+        )[0]
+    )(mp)
+    leaves = jax.tree.leaves(grads)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
+
+
+@pytest.mark.parametrize("grad_norm", [0.0, np.inf, np.nan])
+def test_schedule_features_and_their_gradient_stay_finite(grad_norm):
+    schedule = lj.LSTMSchedule(base_lr=0.1, hidden_size=4)
+    params = schedule.init_params(jax.random.key(0))
+
+    def lr_of(params, grad_norm):
+        carry = schedule.initial_carry()
+        for loss in (2.0, 1.0):
+            carry, lr = schedule.apply(params, carry, loss, grad_norm)
+        return lr
+
+    feats, _ = schedule.apply(
+        params, schedule.initial_carry(), 1.0, grad_norm, method=lj.LSTMSchedule.features
+    )
+    assert bool(jnp.all(jnp.isfinite(feats)))
+    grads = jax.grad(lr_of)(params, jnp.float32(grad_norm))
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+
+
+# -- 4. A loss of exactly 0 is the floor of the meta-objective, not a divergence -----------------
+
+
+def _reaches_zero_family(task_key):
+    del task_key
+    # sgd at rate 0.5 on sum(w^2) lands exactly on w = 0 in one step: the loss is exactly 0.
+    return meta.Task(
+        init_params=lambda key: {"w": jnp.ones(3)},
+        loss=lambda p, batch: jnp.sum(p["w"] ** 2),
+        sample_batch=lambda key: jnp.zeros([]),
+        full_loss=lambda p: jnp.sum(p["w"] ** 2),
+    )
+
+
+@pytest.mark.parametrize("objective", ["final_log_loss", "mean_log_loss"])
+def test_zero_loss_scores_as_the_floor(objective):
+    schedule = lj.LSTMSchedule(base_lr=0.5, hidden_size=4)
+    mp = {"schedule": schedule.init_params(jax.random.key(0))}
+    tx = lj.learned_schedule(optax.sgd(1.0), schedule, mp["schedule"])
+    state = meta.fresh_state(_reaches_zero_family, tx, jax.random.key(1), None)
+    value, _ = meta.truncation_loss(
+        mp, state, _reaches_zero_family, schedule, optax.sgd(1.0), 2, objective=objective
+    )
+    floor = float(np.log(np.finfo(np.float32).tiny)) - float(np.log(3.0))
+    if objective == "final_log_loss":
+        assert float(value) == pytest.approx(floor, rel=1e-6)
+    else:  # step 1's loss is 3 (log ratio 0), step 2's is 0 (the floor)
+        assert float(value) == pytest.approx(floor / 2, rel=1e-6)
+
+
+def test_meta_train_refuses_a_negative_loss_with_a_clear_error():
+    def negative(task_key):
+        del task_key
+        return meta.Task(
+            init_params=lambda key: {"w": jnp.ones(2)},
+            loss=lambda p, batch: jnp.sum(p["w"] ** 2) - 5.0,
+            sample_batch=lambda key: jnp.zeros([]),
+            full_loss=lambda p: jnp.sum(p["w"] ** 2) - 5.0,
+        )
+
+    with pytest.raises(ValueError, match=r"full_loss must be >= 0.*-3"):
+        meta.meta_train(
+            negative,
+            lj.LSTMSchedule(base_lr=0.1, hidden_size=4),
+            optax.sgd(1.0),
+            key=jax.random.key(0),
+            num_meta_steps=1,
+            horizon=4,
+            num_tasks=2,
+        )
+
+
+# -- 5. slow_layout="flat" and optax.tree_map_params ----------------------------------------
+
+
+def test_flat_layout_refuses_tree_map_params_with_a_clear_error():
+    # The flat buffer is not shaped like the params: the documented exception, said clearly
+    # (before: a pytree structure error about `inner_state[0].count`).
+    params = {"w": jnp.ones((4, 2)), "b": jnp.zeros(2)}
+    tx = lj.lookahead(optax.adam(1e-3), slow_layout="flat")
+    with pytest.raises(
+        TypeError, match=r"tree_map_params cannot map this state.*slow_layout='tree'"
+    ):
+        optax.tree_map_params(
+            tx, lambda p, s: "param", tx.init(params), params, transform_non_params=lambda x: 0
+        )
+
+
+def test_tree_layout_works_with_the_readme_sharding_recipe():
+    params = {"w": jnp.ones((4, 2)), "b": jnp.zeros(2)}
+    tx = lj.lookahead(optax.adam(1e-3))
+    one = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    shardings = optax.tree_map_params(
+        tx,
+        lambda _, s: s,
+        jax.eval_shape(tx.init, params),
+        jax.tree.map(lambda _: one, params),
+        transform_non_params=lambda _: one,
+    )
+    state = jax.jit(tx.init, out_shardings=shardings)(params)
+    assert lj.slow_params(state)["w"].sharding == one
+
+
+# -- 6. Hyperparameters are scalars ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: lj.sgd(jnp.array([0.1])),
+        lambda: lj.adam(np.array([1e-3])),
+        lambda: lj.sgd(0.1, momentum=jnp.array([0.9])),
+        lambda: lj.rmsprop(1e-3, alpha=np.array([0.9])),
+    ],
+)
+def test_array_hyperparameters_must_have_shape_empty(make):
+    with pytest.raises(ValueError, match=r"must be a scalar \(shape \(\)\), got shape \(1,\)"):
+        make()
+
+
+# -- 7. average checks gradients against params ---------------------------------------------------
+
+
+def test_average_names_a_mismatched_gradient_leaf():
+    tx = lj.average(optax.sgd(0.1))
+    params = {"a": jnp.ones(3), "b": jnp.ones(2)}
+    state = tx.init(params)
+    with pytest.raises(ValueError, match=r"average: the gradient at \['b'\] has shape \(3,\)"):
+        tx.update({"a": jnp.ones(3), "b": jnp.ones(3)}, state, params)
+
+
+# -- 8. The slow-step schedule is only evaluated at sync counts >= 0 ------------------------------
+
+
+def test_slow_step_schedule_is_evaluated_only_at_nonnegative_counts():
+    seen = []
+
+    def schedule(n):
+        seen.append(int(n))
+        return jnp.array([0.5, 0.25, 0.125])[n]
+
+    tx = lj.lookahead(optax.sgd(0.1), sync_period=3, slow_step_size=schedule)
+    params = jnp.ones(2)
+    state = tx.init(params)
+    for _ in range(7):
+        updates, state = tx.update(params, state, params)
+        params = optax.apply_updates(params, updates)
+    assert seen and min(seen) >= 0, seen
+
+
+# -- 9. Clear errors for hostile arguments --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: lj.lookahead(optax.sgd(0.1)),
+        lambda: lj.sgd(0.1),
+        lambda: lj.adam(1e-3),
+        lambda: lj.average(optax.sgd(0.1)),
+    ],
+)
+def test_python_float_leaves_are_refused_at_init(make):
+    with pytest.raises(TypeError, match=r"params\['x'\] is a float.*jnp.asarray"):
+        make().init({"x": 1.0, "y": jnp.ones(2)})
+
+
+def test_sync_period_beyond_int32_is_refused():
+    with pytest.raises(ValueError, match=r"sync_period must be an int in \[1, 2147483647\]"):
+        lj.lookahead(optax.sgd(0.1), sync_period=2**31)
+
+
+def test_meta_train_refuses_validate_every_zero():
+    with pytest.raises(
+        ValueError,
+        match=r"validate_every must be an int in \[1, 2147483647\], got validate_every=0",
+    ):
+        meta.meta_train(
+            meta.quadratic_family(dim=2),
+            lj.LSTMSchedule(base_lr=0.1, hidden_size=4),
+            optax.sgd(1.0),
+            key=jax.random.key(0),
+            num_meta_steps=1,
+            horizon=4,
+            num_tasks=2,
+            validation_keys=jax.random.split(jax.random.key(1), 2),
+            validate_every=0,
+        )
+
+
+def test_meta_train_draws_the_learned_init_from_its_own_key():
+    # The learned init must not be drawn with the key that also defines its task (correlated).
+    quadratic, calls = meta.quadratic_family(dim=3), []
+
+    def family(task_key):
+        task = quadratic(task_key)
+
+        def init_params(key):
+            if not isinstance(key, jax.core.Tracer):  # the eager call that draws the init
+                calls.append((jax.random.key_data(task_key), jax.random.key_data(key)))
+            return task.init_params(key)
+
+        return task._replace(init_params=init_params)
+
+    meta.meta_train(
+        family,
+        lj.LSTMSchedule(base_lr=0.1, hidden_size=4),
+        optax.sgd(1.0),
+        key=jax.random.key(0),
+        num_meta_steps=0,
+        horizon=4,
+        num_tasks=2,
+        learn_init=True,
+    )
+    assert calls
+    for task_key, init_key in calls:
+        assert not np.array_equal(task_key, init_key)
+
+
+def test_stats_of_one_value_is_a_clear_error():
+    with pytest.raises(ValueError, match="stats: a standard error needs at least 2 values"):
+        meta.stats([1.0])
+    assert meta.stats([1.0, 3.0]) == {"mean": 2.0, "se": 1.0}
+
+
+# -- 10. ExtraArgsTrainState keeps Flax's overwrite-with-gradient handling -------------------------
+
+
+def test_extra_args_train_state_overwrites_with_gradient_like_flax():
+    from flax.training import train_state
+
+    params = FrozenDict(
+        {"params": {"w": jnp.ones(2)}, OVERWRITE_WITH_GRADIENT: {"scale": jnp.ones(1)}}
+    )
+    grads = FrozenDict(
+        {"params": {"w": jnp.full(2, 0.5)}, OVERWRITE_WITH_GRADIENT: {"scale": jnp.full(1, 7.0)}}
+    )
+    ours = lj.ExtraArgsTrainState.create(apply_fn=None, params=params, tx=optax.sgd(0.1))
+    flax_state = train_state.TrainState.create(apply_fn=None, params=params, tx=optax.sgd(0.1))
+    got = ours.apply_gradients(grads=grads, value=jnp.float32(1.0)).params
+    want = flax_state.apply_gradients(grads=grads).params
+    assert jax.tree.structure(got) == jax.tree.structure(want)
+    assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), got, want))
+    np.testing.assert_array_equal(got[OVERWRITE_WITH_GRADIENT]["scale"], [7.0])
+
+
+# -- 12. optax's contracts: complex params, inject_hyperparams structure, alpha = 0 ---------------
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: lj.adam(1e-3), lambda: lj.rmsprop(1e-3), lambda: lj.adagrad(1e-2)]
+)
+def test_complex_params_are_refused_where_the_rule_would_be_wrong(make):
+    with pytest.raises(TypeError, match=r"complex.*params\['z'\]"):
+        make().init({"z": jnp.ones(2, jnp.complex64)})
+
+
+def test_sgd_on_complex_params_matches_torch():
+    torch = pytest.importorskip("torch")
+    p0 = np.array([1.0 + 2.0j, -0.5 + 0.25j], np.complex128)
+    with jax.enable_x64(True):
+        tx = lj.sgd(0.1, momentum=0.9, weight_decay=0.01)
+        p = jnp.asarray(p0)
+        state = tx.init(p)
+        for _ in range(3):
+            g = jnp.conj(p)  # the gradient of |p|^2 / 2 in torch's convention is p; any g works
+            u, state = tx.update(g, state, p)
+            p = optax.apply_updates(p, u)
+    tp = torch.tensor(p0, requires_grad=True)
+    opt = torch.optim.SGD([tp], lr=0.1, momentum=0.9, weight_decay=0.01)
+    for _ in range(3):
+        tp.grad = torch.conj(tp.detach()).clone()
+        opt.step()
+    np.testing.assert_allclose(np.asarray(p), tp.detach().numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("factory", "kwargs"),
+    [
+        (lj.sgd, {"learning_rate": 0.1}),
+        (lj.rmsprop, {"learning_rate": 1e-3}),
+        (lj.adam, {"learning_rate": 1e-3}),
+        (lj.adagrad, {"learning_rate": 1e-2}),
+    ],
+)
+def test_inject_hyperparams_keeps_the_bare_state_structure(factory, kwargs):
+    params = {"w": jnp.ones(3)}
+    bare = factory(**kwargs).init(params)
+    injected = optax.inject_hyperparams(factory)(**kwargs)
+    state = injected.init(params)
+    assert jax.tree.structure(state.inner_state) == jax.tree.structure(bare)
+    # ... and it updates without params, as the bare one does.
+    injected.update(params, state)
+
+
+def test_slow_step_size_zero_resets_to_fixed_slow_weights():
+    tx = lj.lookahead(optax.sgd(0.1), sync_period=2, slow_step_size=0.0)
+    params = jnp.array([1.0, -2.0])
+    state = tx.init(params)
+    for _ in range(4):
+        updates, state = tx.update(params, state, params)
+        params = optax.apply_updates(params, updates)
+    np.testing.assert_array_equal(params, [1.0, -2.0])
+    np.testing.assert_array_equal(lj.slow_params(state), [1.0, -2.0])
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])
+def test_slow_step_size_outside_the_closed_interval_is_refused(bad):
+    with pytest.raises(ValueError, match=r"slow_step_size must be in \[0, 1\]"):
+        lj.lookahead(optax.sgd(0.1), slow_step_size=bad)
+
+
+# -- 13. Docstrings say what the code does ---------------------------------------------------------
+
+
+def test_bert_adamw_docstring_names_huggingface_not_the_tf_optimizer():
+    doc = lj.bert_adamw.__doc__
+    assert "transformers.AdamW" in doc and "original BERT" in doc
+
+
+# -- A dtype matrix: every transformation x param dtype x gradient dtype --------------------------
+
+_SCHEDULE = lj.LSTMSchedule(base_lr=0.05, hidden_size=3)
+_SCHEDULE_PARAMS = _SCHEDULE.init_params(jax.random.key(0))
+
+
+def _rounding(dtype):
+    """In the float64 reference: the inner updates rounded as the real run's inner returns them
+    (in the gradient's dtype), so a wrapper's reference receives the very same updates."""
+    if dtype is None:
+        return optax.identity()
+    return optax.stateless(lambda u, p: jax.tree.map(lambda x: x.astype(dtype).astype(x.dtype), u))
+
+
+# Each entry builds the transformation; `r` rounds a wrapped inner's updates in the reference.
+# Wrapped inners use a power-of-two rate: optax rounds the rate itself to the update dtype
+# (bf16(0.1) != 0.1), which the reference could not reproduce; 0.125 is exact in every dtype.
+MATRIX = {
+    "lookahead": lambda r: lj.lookahead(optax.chain(optax.sgd(0.125), r), 2, 0.5),
+    "lookahead-flat": lambda r: lj.lookahead(
+        optax.chain(optax.sgd(0.125), r), 2, 0.5, slow_layout="flat"
+    ),
+    "lookahead-slow-f32": lambda r: lj.lookahead(
+        optax.chain(optax.sgd(0.125), r), 2, 0.5, slow_dtype=jnp.float32
+    ),
+    "sgd": lambda r: lj.sgd(0.1, momentum=0.9, weight_decay=0.01),
+    "adam": lambda r: lj.adam(1e-2, amsgrad=True),
+    "adam-mu-bf16-nu-f32": lambda r: lj.adam(1e-2, mu_dtype=jnp.bfloat16, nu_dtype=jnp.float32),
+    "adamw": lambda r: lj.adamw(1e-2),
+    "adamw-nu-f32": lambda r: lj.adamw(1e-2, nu_dtype=jnp.float32),
+    "bert_adamw": lambda r: lj.bert_adamw(1e-2, weight_decay=0.01),
+    "rmsprop": lambda r: lj.rmsprop(1e-2, momentum=0.9, centered=True),
+    "adagrad": lambda r: lj.adagrad(0.1),
+    "average": lambda r: lj.average(optax.chain(lj.sgd(0.125), r)),
+    "learned_schedule": lambda r: lj.learned_schedule(
+        optax.chain(optax.sgd(1.0), r), _SCHEDULE, _SCHEDULE_PARAMS
+    ),
+}
+PARAM_DTYPES = ["float32", "bfloat16", "float64"]
+GRAD_DTYPES = ["same", "bfloat16", "float32"]
+STEPS = 4
+
+
+def _eps(dtype) -> float:
+    return float(jnp.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("grad_dtype", GRAD_DTYPES)
+@pytest.mark.parametrize("param_dtype", PARAM_DTYPES)
+@pytest.mark.parametrize("name", sorted(MATRIX))
+def test_dtype_matrix(name, param_dtype, grad_dtype):
+    """State dtypes stay what init made them, updates come back in the gradient's dtype, and
+    every state leaf equals a float64 run given the same inputs, to its own storage rounding."""
+    x64 = param_dtype == "float64"
+    gdt = param_dtype if grad_dtype == "same" else grad_dtype
+    rng = np.random.default_rng(0)
+    p0 = {"w": rng.normal(size=(3, 2)), "b": rng.normal(size=(2,))}
+    grads = [jax.tree.map(lambda p: rng.normal(size=p.shape), p0) for _ in range(STEPS)]
+    losses = [2.0, 1.5, 1.2, 1.3]
+
+    with jax.enable_x64(x64):
+        tx = MATRIX[name](optax.identity())
+        params = jax.tree.map(lambda p: jnp.asarray(p, param_dtype), p0)
+        state = tx.init(params)
+        init_dtypes = [x.dtype for x in jax.tree.leaves(state)]
+        seen_params = []
+        for g, loss in zip(grads, losses, strict=True):
+            g = jax.tree.map(lambda x: jnp.asarray(x, gdt), g)
+            seen_params.append(params)
+            updates, state = tx.update(g, state, params, value=jnp.float32(loss))
+            assert jax.tree.all(jax.tree.map(lambda u: u.dtype == jnp.dtype(gdt), updates))
+            params = optax.apply_updates(params, updates)
+        assert [x.dtype for x in jax.tree.leaves(state)] == init_dtypes
+
+    with jax.enable_x64(True):  # the reference: float64 maths on the very same inputs
+        ref_tx = MATRIX[name](_rounding(jnp.dtype(gdt)))
+        ref_state = ref_tx.init(jax.tree.map(lambda p: jnp.asarray(p, jnp.float64), seen_params[0]))
+        for g, loss, p in zip(grads, losses, seen_params, strict=True):
+            g = jax.tree.map(lambda x: jnp.asarray(jnp.asarray(x, gdt), jnp.float64), g)
+            p = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), p)
+            _, ref_state = ref_tx.update(g, ref_state, p, value=jnp.float64(loss))
+
+        def close(ours, ref):
+            ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
+            if not jnp.issubdtype(jnp.dtype(init_leaf_dtype.pop(0)), jnp.inexact):
+                return bool(np.array_equal(ours, ref))
+            dtype = dtypes.pop(0)
+            scale = max(float(np.max(np.abs(ref), initial=0.0)), 1e-30)
+            return float(np.max(np.abs(ours - ref), initial=0.0)) <= 4 * STEPS * _eps(dtype) * scale
+
+        dtypes = [x.dtype for x in jax.tree.leaves(state) if jnp.issubdtype(x.dtype, jnp.inexact)]
+        init_leaf_dtype = [x.dtype for x in jax.tree.leaves(state)]
+        bad = [
+            path
+            for (path, o), r in zip(
+                jax.tree_util.tree_leaves_with_path(state), jax.tree.leaves(ref_state), strict=True
+            )
+            if not close(o, r)
+        ]
+        assert not bad, [jax.tree_util.keystr(p) for p in bad]
