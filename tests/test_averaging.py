@@ -324,4 +324,5 @@ def test_average_weight_stays_in_range_at_the_largest_count():
     tx = average(sgd(0.0))
     state = tx.init(jnp.zeros([]))._replace(n_averaged=jnp.asarray(2**31 - 1, jnp.int32))
     _, state = tx.update(jnp.zeros([]), state, jnp.full([], 1e6))
-    assert 0.0 < float(averaged_params(state)) < 1.0  # a weight of ~1/2**31 towards 1e6
+    # n + 1 = 2**31 exactly in float32: the average moves 1e6 / 2**31 of the way from 0.
+    assert float(averaged_params(state)) == pytest.approx(1e6 / 2**31, rel=1e-6)

@@ -397,3 +397,39 @@ def test_help_shows_every_default_and_the_version():
 def test_bench_says_when_torch_rows_are_skipped():
     proc = cli("bench", "--suites", "optimizers", "--quick", "--no-torch", "--json")
     assert json.loads(proc.stdout)["note"] == "torch.optim rows skipped (--no-torch)"
+
+
+def test_meta_train_budget_counts_the_whole_run(tmp_path):
+    # 3 s for everything: tuning and the first compilation alone take longer, so no meta step
+    # may start after the first (the one step always run), and the output says so.
+    proc = cli(
+        "meta-train",
+        "--family",
+        "quadratic",
+        "--budget",
+        "3",
+        "--horizon",
+        "20",
+        "--tune-tasks",
+        "4",
+        "--out",
+        str(tmp_path),
+        "--quiet",
+    )
+    settings = json.loads((tmp_path / "settings.json").read_text())
+    assert settings["meta_steps"] == 1, settings
+    assert settings["budget_s"] == 3 and settings["wall_time_s"] > settings["meta_training_s"]
+    assert "the 3 s budget covered tuning and compilation" in proc.stdout
+    assert "warning: only 1 meta steps fit in the 3 s budget" in proc.stderr
+
+
+def test_meta_eval_out_is_checked_before_the_evaluation(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "settings.json").write_text(
+        json.dumps({"family": "quadratic", "horizon": 5, "base_lr": 0.1, "hidden_size": 4})
+    )
+    (folder / "schedule").mkdir()
+    (tmp_path / "file").write_text("x")
+    proc = cli("meta-eval", str(folder), "--out", str(tmp_path / "file"), check=False)
+    assert proc.returncode == 2 and "--out" in proc.stderr and "is a file" in proc.stderr

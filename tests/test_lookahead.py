@@ -595,22 +595,6 @@ def test_counter_wraps_without_losing_the_sync_phase():
     assert syncs == [(t % k == 0) for t in range(1, 4 * k + 1)]
 
 
-def test_runs_are_bitwise_deterministic():
-    _, _, params, loss = mlp_problem()
-    tx = lj.lookahead(optax.adam(1e-2), 3, 0.5)
-    a, _ = run(tx, params, jax.grad(loss), 10)
-    b, _ = run(tx, params, jax.grad(loss), 10)
-    chex.assert_trees_all_equal(a[-1], b[-1])
-
-
-def test_jit_and_eager_agree():
-    _, _, params, loss = mlp_problem()
-    tx = lj.lookahead(optax.adam(1e-2), 3, 0.5)
-    a, _ = run(tx, params, jax.grad(loss), 6, jit=True)
-    b, _ = run(tx, params, jax.grad(loss), 6, jit=False)
-    chex.assert_trees_all_close(a[-1], b[-1], rtol=1e-5, atol=1e-6)
-
-
 # -- Checkpointing ------------------------------------------------------------------------------
 
 

@@ -72,6 +72,32 @@ TORCH_GRID = {
         None,
         lambda: sgd(0.1, weight_decay=0.1),
     ),
+    # maximize with weight decay: torch negates the gradient *before* adding the decay.
+    "sgd-maximize-wd": (
+        lambda ps: T.SGD(ps, lr=0.01, momentum=0.5, weight_decay=0.1, maximize=True),
+        None,
+        lambda: sgd(0.01, momentum=0.5, weight_decay=0.1, maximize=True),
+    ),
+    "adam-maximize-wd": (
+        lambda ps: T.Adam(ps, lr=1e-3, weight_decay=0.1, maximize=True),
+        None,
+        lambda: adam(1e-3, weight_decay=0.1, maximize=True),
+    ),
+    "adamw-maximize-wd": (
+        lambda ps: T.AdamW(ps, lr=1e-3, weight_decay=0.1, maximize=True),
+        None,
+        lambda: adamw(1e-3, weight_decay=0.1, maximize=True),
+    ),
+    "rmsprop-maximize-wd": (
+        lambda ps: T.RMSprop(ps, lr=1e-3, weight_decay=0.1, momentum=0.5, maximize=True),
+        None,
+        lambda: rmsprop(1e-3, weight_decay=0.1, momentum=0.5, maximize=True),
+    ),
+    "adagrad-maximize-wd": (
+        lambda ps: T.Adagrad(ps, lr=0.05, weight_decay=0.1, maximize=True),
+        None,
+        lambda: adagrad(0.05, weight_decay=0.1, maximize=True),
+    ),
     "sgd-maximize": (
         lambda ps: T.SGD(ps, lr=0.01, momentum=0.5, maximize=True),
         None,

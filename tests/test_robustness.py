@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import lookahead_jax as lj
 from lookahead_jax import LSTMSchedule, learned_schedule, optimizers
-from lookahead_jax.averaging import AverageState, average
+from lookahead_jax.averaging import average
 
 _SCHEDULE = LSTMSchedule(base_lr=0.05, hidden_size=4)
 
@@ -249,7 +249,7 @@ def test_gradients_unlike_the_params_raise(name, case):
     row, tx = make_tx(name)
     params, cases = mismatched_grads()
     state = tx.init(params)
-    with pytest.raises((ValueError, TypeError)):
+    with pytest.raises(ValueError, match=r"the gradient at|tree structure of the params"):
         step_fn(row, tx)(params, state, cases[case])
 
 
@@ -338,17 +338,6 @@ def test_counters_near_2_31_never_overflow(name):
         chex.assert_tree_all_finite((updates, params, state))
 
 
-def test_average_weight_stays_positive_at_the_largest_count():
-    tx = average(optax.sgd(0.0))
-    params = jnp.full([], 1e6)
-    state = tx.init(jnp.zeros([]))
-    state = state._replace(n_averaged=jnp.asarray(2**31 - 1, jnp.int32))
-    _, state = tx.update(jnp.zeros([]), state, params)
-    # The new average is between the old one (0) and the params (1e6).
-    assert isinstance(state, AverageState)
-    assert 0.0 <= float(state.averaged) <= 1e6
-
-
 # -- A long run ------------------------------------------------------------------------------------
 
 
@@ -397,7 +386,7 @@ def test_float64_stays_float64(name, x64):
     treedef = jax.tree.structure(params)
     is_copy = lambda x: isinstance(x, dict) and jax.tree.structure(x) == treedef
     copies = [n for n in jax.tree.leaves(state, is_leaf=is_copy) if is_copy(n)]
-    assert copies or name in ("sgd_plain", "learned_schedule")
+    assert copies or name == "learned_schedule"
     dtypes = [x.dtype for copy in copies for x in jax.tree.leaves(copy)]
     if name == "lookahead_reset_f32_slow":
         assert dtypes.count(jnp.dtype(jnp.float32)) == 2, dtypes  # slow weights only
@@ -408,21 +397,53 @@ def test_float64_stays_float64(name, x64):
 # -- Bitwise determinism ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_same_inputs_give_bitwise_the_same_outputs(name):
-    def run():
-        row, tx = make_tx(name)  # a fresh transformation and a fresh compilation each time
+def _digests(names) -> dict[str, str]:
+    """sha256 of every transformation's state and params after a 20-step jitted run."""
+    import hashlib
+
+    out = {}
+    for name in names:
+        row, tx = make_tx(name)
         params = {"w": jnp.linspace(-1.0, 1.0, 6).reshape(2, 3), "b": jnp.array(0.5)}
         step = step_fn(row, tx)
 
-        def body(carry, x):
+        def body(carry, x, step=step):
             params, state = carry
             grads = jax.grad(lambda p: jnp.sum(jnp.tanh(p["w"] * x + p["b"]) ** 2))(params)
             _, params, state = step(params, state, grads)
             return (params, state), None
 
         xs = jax.random.normal(jax.random.key(1), (20, 2, 3))
-        return jax.jit(lambda p, s: jax.lax.scan(body, (p, s), xs)[0])(params, tx.init(params))
+        result = jax.jit(lambda p, s, body=body, xs=xs: jax.lax.scan(body, (p, s), xs)[0])(
+            params, tx.init(params)
+        )
+        digest = hashlib.sha256()
+        for leaf in jax.tree.leaves(result):
+            digest.update(np.asarray(leaf).tobytes())
+        out[name] = digest.hexdigest()
+    return out
 
-    first, second = run(), run()
-    chex.assert_trees_all_equal(first, second)
+
+def test_same_inputs_give_bitwise_the_same_outputs_across_processes():
+    # Two fresh interpreters, each compiling afresh: equal bytes for every transformation.
+    # (Within one process a cached executable could hide nondeterminism.)
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import test_robustness as t; "
+        "print(json.dumps(t._digests(t.NAMES)))"
+    )
+    here = str(Path(__file__).parent)
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code, here], capture_output=True, text=True, timeout=600
+        )
+        for _ in range(2)
+    ]
+    for proc in runs:
+        assert proc.returncode == 0, proc.stderr
+    first, second = (json.loads(proc.stdout.strip().splitlines()[-1]) for proc in runs)
+    assert set(first) == set(NAMES) and first == second

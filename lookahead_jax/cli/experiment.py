@@ -27,6 +27,13 @@ META_LR = {"quadratic": 1e-3, "digits": 3e-3, "regression": 3e-3}
 VALIDATE_EVERY = {"quadratic": 200, "digits": 20, "regression": 20}
 
 FAMILY_NAMES = ("quadratic", "digits", "regression")
+# How each method is named in tables and plots (its key in results.json is the dict key).
+LABELS = {
+    "learned": "learned",
+    "untrained": "untrained",
+    "best_constant": "best constant",
+    "cosine": "cosine (best peak)",
+}
 
 
 def family_setup(name: str) -> tuple[meta.TaskFamily, optax.GradientTransformation, np.ndarray]:
@@ -117,11 +124,12 @@ def plot(plots, path):
                 lw=1,
                 label="learned (8 held-out tasks)" if k == 0 else None,
             )
-        ax.plot(lrs["best_constant"][0], color="C1", lw=2, label="best constant")
-        ax.plot(lrs["cosine"][0], color="C2", lw=2, label="cosine (best peak)")
+        ax.plot(lrs["best_constant"][0], color="C1", lw=2, label=LABELS["best_constant"])
+        ax.plot(lrs["cosine"][0], color="C2", lw=2, label=LABELS["cosine"])
         ax.set_yscale("log")
         ax.set_title(f"{name} [{label}]: learning rate")
         ax.set_xlabel("step")
+        ax.set_ylabel("learning rate")
         ax.legend(fontsize=7)
         ax = axes[1, j]
         for method, color in (
@@ -134,12 +142,13 @@ def plot(plots, path):
             ax.plot(
                 np.exp(np.mean(np.log(np.maximum(c, 1e-30)), axis=0)),  # float32 can reach 0
                 color=color,
-                label=method,
+                label=LABELS[method],
                 ls="--" if method == "untrained" else "-",
             )
         ax.set_yscale("log")
-        ax.set_title("full train loss (geometric mean)")
+        ax.set_title("full train loss")
         ax.set_xlabel("step")
+        ax.set_ylabel("full train loss (geometric mean over tasks)")
         ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path)  # atomic, and the figure is closed

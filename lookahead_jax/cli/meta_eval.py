@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         diff = out.get(f"learned_minus_{name}")
         rows.append(
             (
-                name,
+                se.LABELS[name],
                 f"{s['mean']:.4g} ± {s['se']:.2g}",
                 f"{out['final_loss_median'][name]:.3g}",
                 "" if diff is None else f"{diff['mean']:.3g} ± {diff['se']:.2g}",

@@ -46,7 +46,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--budget",
         type=positive_float,
         default=120.0,
-        help="wall-clock seconds for the whole run: tuning, compilation and meta-training",
+        help="wall-clock seconds for the whole run, tuning and compilation included: no meta "
+        "step starts after it (the first one always runs)",
     )
     meta_train.add_argument("--horizon", type=positive_int, default=200, help="inner steps")
     meta_train.add_argument(

@@ -20,7 +20,7 @@ meta-gradient is clipped before the meta-optimizer step.
 
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -52,6 +52,124 @@ def _check_initial_losses(family: TaskFamily, states: InnerState) -> None:
             "meta_train: a task's full_loss must be >= 0 (the meta-objectives are log-ratios of "
             f"losses), got {value:g}; shift the loss by a lower bound (e.g. loss - bound)"
         )
+
+
+class _InnerLoop(NamedTuple):
+    """What a truncation of the inner loop needs, besides the meta-params and the task slots."""
+
+    family: TaskFamily
+    schedule: LSTMSchedule
+    inner: optax.GradientTransformation
+    num_steps: int
+    objective: str
+    remat: bool
+    first_order: bool
+
+    def meta_gradient(self, meta_params: MetaParams, states: InnerState):
+        return meta_gradient(
+            meta_params,
+            states,
+            self.family,
+            self.schedule,
+            self.inner,
+            self.num_steps,
+            objective=self.objective,
+            remat=self.remat,
+            first_order=self.first_order,
+        )
+
+    def fresh(self, meta_params: MetaParams, task_keys: jax.Array) -> InnerState:
+        return fresh_states(self.family, self.schedule, self.inner, meta_params, task_keys)
+
+
+class _TaskSharding:
+    """Task slots split across a mesh axis, meta-params replicated (or nothing, without mesh)."""
+
+    def __init__(self, mesh: jax.sharding.Mesh | None, task_axis: str, num_tasks: int):
+        self.mesh = mesh
+        if mesh is None:
+            return
+        if task_axis not in mesh.shape or num_tasks % mesh.shape[task_axis]:
+            raise ValueError(
+                f"meta_train: num_tasks must be a multiple of the mesh axis {task_axis!r}, got "
+                f"{num_tasks=} and mesh axes {dict(mesh.shape)}"
+            )
+        P = jax.sharding.PartitionSpec
+        self.by_task = jax.sharding.NamedSharding(mesh, P(task_axis))
+        self.replicated = jax.sharding.NamedSharding(mesh, P())
+        axis_type = dict(zip(mesh.axis_names, mesh.axis_types, strict=True))[task_axis]
+        # Explicit axes (`jax.make_mesh`'s default) carry the sharding in the type: reshard.
+        self.explicit = axis_type == jax.sharding.AxisType.Explicit
+
+    def replicate(self, tree: Any) -> Any:
+        return tree if self.mesh is None else jax.device_put(tree, self.replicated)
+
+    def place(self, states: Any) -> Any:
+        return states if self.mesh is None else jax.device_put(states, self.by_task)
+
+    def constrain(self, states: Any) -> Any:
+        """Inside jit: keep the slots split across the task axis."""
+        if self.mesh is None:
+            return states
+        if self.explicit:
+            return jax.sharding.reshard(states, self.by_task)
+        return jax.lax.with_sharding_constraint(states, self.by_task)
+
+
+def _meta_step(
+    loop: _InnerLoop,
+    meta_opt: optax.GradientTransformation,
+    horizon: int,
+    num_tasks: int,
+    shard: _TaskSharding,
+) -> Callable:
+    """The jitted meta step: refresh finished slots, one truncation, one meta-optimizer step."""
+
+    @jax.jit
+    def step(mp, opt_state, states, step_key):
+        done = states.step >= horizon
+        task_keys = jax.random.split(step_key, num_tasks)
+        states = shard.constrain(select_slots(done, loop.fresh(mp, task_keys), states))
+        loss, grads, states = loop.meta_gradient(mp, states)
+        grad_norm = optax.tree.norm(grads)
+        updates, opt_state = meta_opt.update(grads, opt_state, mp)
+        return optax.apply_updates(mp, updates), opt_state, states, loss, grad_norm
+
+    return step
+
+
+class _EarlyStopping:
+    """Validation meta-loss of fresh tasks over the whole horizon; keeps the best meta-params."""
+
+    def __init__(self, loop: _InnerLoop, validation_keys: jax.Array):
+        @jax.jit
+        def loss(mp):
+            fresh = loop.fresh(mp, validation_keys)
+
+            def one(state):
+                return truncation_loss(
+                    mp,
+                    state,
+                    loop.family,
+                    loop.schedule,
+                    loop.inner,
+                    loop.num_steps,
+                    objective=loop.objective,
+                )
+
+            return jnp.mean(jax.vmap(one)(fresh)[0])
+
+        self._loss = loss
+        self.history: list[tuple[int, float]] = []
+        self.best_value, self.best_params = np.inf, None
+
+    def validate(self, step: int, meta_params: MetaParams) -> None:
+        value = float(self._loss(meta_params))
+        self.history.append((step, value))
+        if self.best_params is None:  # the starting point, whatever its value (NaN included)
+            self.best_params = meta_params
+        if value < self.best_value:  # never true for NaN
+            self.best_value, self.best_params = value, meta_params
 
 
 class MetaTrainResult(NamedTuple):
@@ -141,8 +259,8 @@ def meta_train(
         raise ValueError(f"meta_train: num_tasks must be >= 1, got {num_tasks=}")
     if not meta_clip > 0:
         raise ValueError(f"meta_train: meta_clip must be positive, got {meta_clip=}")
-    start = time.perf_counter()
     validate_every = checks.integer("meta_train", "validate_every", validate_every, 1)
+    start = time.perf_counter()
     k_sched, k_init_task, k_init, k_tasks, key = jax.random.split(key, 5)
     if meta_params is None:
         meta_params = {"schedule": schedule.init_params(k_sched)}
@@ -155,45 +273,10 @@ def meta_train(
         optax.clip(meta_clip), optax.adam(1e-3) if meta_optimizer is None else meta_optimizer
     )
     meta_opt_state = meta_opt.init(meta_params)
-    shard_tasks = lambda tree: tree
-    if mesh is not None:
-        if task_axis not in mesh.shape or num_tasks % mesh.shape[task_axis]:
-            raise ValueError(
-                f"meta_train: num_tasks must be a multiple of the mesh axis {task_axis!r}, got "
-                f"{num_tasks=} and mesh axes {dict(mesh.shape)}"
-            )
-        tasks_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(task_axis))
-        replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-        meta_params, meta_opt_state = jax.device_put((meta_params, meta_opt_state), replicated)
-        axis_type = dict(zip(mesh.axis_names, mesh.axis_types, strict=True))[task_axis]
-        if axis_type == jax.sharding.AxisType.Explicit:
-            # Explicit axes (`jax.make_mesh`'s default): the sharding is part of the type.
-            shard_tasks = lambda tree: jax.sharding.reshard(tree, tasks_sharding)
-        else:
-            shard_tasks = lambda tree: jax.lax.with_sharding_constraint(tree, tasks_sharding)
-
-    def new_slots(mp, task_keys):
-        return fresh_states(family, schedule, inner, mp, task_keys)
-
-    @jax.jit
-    def meta_step(mp, opt_state, states, step_key):
-        done = states.step >= horizon
-        task_keys = jax.random.split(step_key, num_tasks)
-        states = shard_tasks(select_slots(done, new_slots(mp, task_keys), states))
-        loss, grads, states = meta_gradient(
-            mp,
-            states,
-            family,
-            schedule,
-            inner,
-            unroll_length,
-            objective=objective,
-            remat=remat,
-            first_order=first_order,
-        )
-        grad_norm = optax.tree.norm(grads)
-        updates, opt_state = meta_opt.update(grads, opt_state, mp)
-        return optax.apply_updates(mp, updates), opt_state, states, loss, grad_norm
+    shard = _TaskSharding(mesh, task_axis, num_tasks)
+    meta_params, meta_opt_state = shard.replicate((meta_params, meta_opt_state))
+    loop = _InnerLoop(family, schedule, inner, unroll_length, objective, remat, first_order)
+    meta_step = _meta_step(loop, meta_opt, horizon, num_tasks, shard)
 
     states = init_slots(
         family,
@@ -207,30 +290,13 @@ def meta_train(
         random_offsets=random_offsets,
     )
     _check_initial_losses(family, states)
-    if mesh is not None:
-        states = jax.device_put(states, tasks_sharding)
+    states = shard.place(states)
 
-    @jax.jit
-    def validation_loss(mp):
-        fresh = fresh_states(family, schedule, inner, mp, validation_keys)
-
-        def one(state):
-            return truncation_loss(mp, state, family, schedule, inner, horizon, objective=objective)
-
-        return jnp.mean(jax.vmap(one)(fresh)[0])
-
-    validation, best = [], (np.inf, meta_params)
-
-    def validate(step, mp):
-        nonlocal best
-        value = float(validation_loss(mp))
-        validation.append((step, value))
-        if value < best[0]:
-            best = (value, mp)
-
-    history, grad_norms = [], []
+    stopping = None
     if validation_keys is not None:
-        validate(0, meta_params)
+        stopping = _EarlyStopping(loop._replace(num_steps=horizon), validation_keys)
+        stopping.validate(0, meta_params)
+    history, grad_norms = [], []
     for i in range(num_meta_steps):
         key, step_key = jax.random.split(key)
         meta_params, meta_opt_state, states, loss, grad_norm = meta_step(
@@ -242,14 +308,16 @@ def meta_train(
             callback(i, history[-1])
         out_of_time = time_budget_s is not None and time.perf_counter() - start > time_budget_s
         last = out_of_time or i == num_meta_steps - 1
-        if validation_keys is not None and ((i + 1) % validate_every == 0 or last):
-            validate(i + 1, meta_params)
+        if stopping is not None and ((i + 1) % validate_every == 0 or last):
+            stopping.validate(i + 1, meta_params)
         if out_of_time:
             break
     return MetaTrainResult(
-        meta_params=meta_params if validation_keys is None else best[1],
+        meta_params=meta_params if stopping is None else stopping.best_params,
         history=np.asarray(history),
         grad_norms=np.asarray(grad_norms),
         wall_time_s=time.perf_counter() - start,
-        validation=np.asarray(validation, np.float64).reshape(-1, 2),
+        validation=np.asarray([] if stopping is None else stopping.history, np.float64).reshape(
+            -1, 2
+        ),
     )
