@@ -33,7 +33,7 @@ JOB = [
     "--quiet",
 ]
 REPEATS = 5  # interruptions per point
-RESUMES = 2  # of which resumed to the end (each resume is a whole run)
+RESUMES = 1  # of which resumed to the end (each resume is a whole run)
 
 
 def start(args: list[str], cwd: Path) -> subprocess.Popen:

@@ -453,7 +453,7 @@ MATRIX = {
 }
 PARAM_DTYPES = ["float32", "bfloat16", "float64"]
 GRAD_DTYPES = ["same", "bfloat16", "float32"]
-STEPS = 4
+STEPS = 3
 
 
 def _eps(dtype) -> float:
@@ -471,7 +471,7 @@ def test_dtype_matrix(name, param_dtype, grad_dtype):
     rng = np.random.default_rng(0)
     p0 = {"w": rng.normal(size=(3, 2)), "b": rng.normal(size=(2,))}
     grads = [jax.tree.map(lambda p: rng.normal(size=p.shape), p0) for _ in range(STEPS)]
-    losses = [2.0, 1.5, 1.2, 1.3]
+    losses = [2.0, 1.5, 1.2]
 
     with jax.enable_x64(x64):
         tx = MATRIX[name](optax.identity())

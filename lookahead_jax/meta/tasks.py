@@ -111,6 +111,27 @@ def _cast(params: optax.Params, dtype: Any) -> optax.Params:
     return jax.tree.map(lambda p: p.astype(dtype), params)
 
 
+def _supervised_task(
+    model: nn.Module, x: jax.Array, y: jax.Array, loss_of, batch_size: int
+) -> Task:
+    """A task on the rows (x, y): minibatches drawn with replacement, the full loss on all rows."""
+
+    def loss(params, batch):
+        xb, yb = batch
+        return loss_of(model.apply(params, xb), yb)
+
+    def sample_batch(key):
+        i = jax.random.randint(key, (batch_size,), 0, len(x))
+        return x[i], y[i]
+
+    return Task(
+        init_params=lambda key: _cast(model.init(key, x[:1]), x.dtype),
+        loss=loss,
+        sample_batch=sample_batch,
+        full_loss=lambda params: loss(params, (x, y)),
+    )
+
+
 def classification_family(
     x: Any,
     y: Any,
@@ -161,22 +182,10 @@ def classification_family(
         k_subset, k_perm = jax.random.split(task_key)
         idx = jax.random.permutation(k_subset, len(x_all))[:num_train]
         x, y = x_all[idx], jax.random.permutation(k_perm, num_classes)[y_all[idx]]
-
-        def loss(params, batch):
-            xb, yb = batch
-            logits = model.apply(params, xb)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
-
-        def sample_batch(key):
-            i = jax.random.randint(key, (batch_size,), 0, num_train)
-            return x[i], y[i]
-
-        return Task(
-            init_params=lambda key: _cast(model.init(key, x[:1]), x.dtype),
-            loss=loss,
-            sample_batch=sample_batch,
-            full_loss=lambda params: loss(params, (x, y)),
-        )
+        cross_entropy = lambda logits, yb: optax.softmax_cross_entropy_with_integer_labels(
+            logits, yb
+        ).mean()
+        return _supervised_task(model, x, y, cross_entropy, batch_size)
 
     return make
 
@@ -208,20 +217,8 @@ def regression_family(
         x = jax.random.uniform(kx, (num_train, 1), minval=-3.0, maxval=3.0)
         y = jnp.sin(x * freq[None, :] + phase[None, :]) @ amp
 
-        def loss(params, batch):
-            xb, yb = batch
-            return jnp.mean((model.apply(params, xb)[:, 0] - yb) ** 2)
-
-        def sample_batch(key):
-            i = jax.random.randint(key, (batch_size,), 0, num_train)
-            return x[i], y[i]
-
-        return Task(
-            init_params=lambda key: _cast(model.init(key, x[:1]), x.dtype),
-            loss=loss,
-            sample_batch=sample_batch,
-            full_loss=lambda params: loss(params, (x, y)),
-        )
+        squared_error = lambda out, yb: jnp.mean((out[:, 0] - yb) ** 2)
+        return _supervised_task(model, x, y, squared_error, batch_size)
 
     return make
 
