@@ -1,5 +1,6 @@
 """Flax integration: a `TrainState` that forwards optax's extra arguments (``value=loss``)."""
 
+from collections.abc import Mapping
 from typing import Any
 
 import optax
@@ -38,6 +39,12 @@ class ExtraArgsTrainState(train_state.TrainState):
         collections such as ``OVERWRITE_WITH_GRADIENT`` are handled exactly as Flax does.
         """
         extra = {k: kwargs.pop(k) for k in _OPTAX_EXTRA_ARGS if k in kwargs}
+        if not isinstance(grads, Mapping):
+            # Params that are not a dict (a bare array): Flax's own code would test a key on
+            # them and fail; there is no collection to overwrite, so this is all it would do.
+            updates, opt_state = self.tx.update(grads, self.opt_state, self.params, **extra)
+            params = optax.apply_updates(self.params, updates)
+            return self.replace(step=self.step + 1, params=params, opt_state=opt_state, **kwargs)
         if not extra:
             return super().apply_gradients(grads=grads, **kwargs)
         # Flax calls tx.update(grads, opt_state, params): bind the extra args for that one call.

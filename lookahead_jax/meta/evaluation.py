@@ -90,12 +90,11 @@ def evaluate(
 
     Example:
       >>> import jax, optax
-      >>> from lookahead_jax import meta, tasks
-      >>> from lookahead_jax.lstm_schedule import LSTMSchedule, learned_schedule
+      >>> from lookahead_jax import LSTMSchedule, learned_schedule, meta
       >>> schedule = LSTMSchedule(base_lr=1.0)
       >>> tx = learned_schedule(optax.sgd(1.0), schedule, schedule.init_params(jax.random.key(0)))
       >>> keys = jax.random.split(jax.random.key(1), 3)
-      >>> curves = meta.evaluate(tasks.quadratic_family(), tx, keys, horizon=50)
+      >>> curves = meta.evaluate(meta.quadratic_family(), tx, keys, horizon=50)
       >>> curves.full_losses.shape, curves.lrs.shape
       ((3, 51), (3, 50))
     """
