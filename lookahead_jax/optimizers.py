@@ -97,7 +97,8 @@ class Leaf(NamedTuple):
 
     dt: jnp.dtype
     g: jax.Array  # the gradient, negated under `maximize`, plus coupled L2 decay if any
-    p: jax.Array | None  # the param (None when the update had no params)
+    p: jax.Array  # the param (the gradient itself when the update had no params: only decay
+    # reads it, and decay requires params)
     extra: tuple  # per-leaf values of the rule's extra trees (e.g. the weight-decay mask)
 
 

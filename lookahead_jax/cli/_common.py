@@ -131,8 +131,12 @@ class UsageError(Exception):
 
 
 def add_training_args(p: argparse.ArgumentParser, epochs: int, seeds: list, out: str) -> None:
+    from lookahead_jax.cli.data import DATASETS
     from lookahead_jax.cli.training import MODELS
 
+    p.add_argument(
+        "--dataset", choices=DATASETS, default="digits", help="an embedded scikit-learn data set"
+    )
     p.add_argument("--model", choices=MODELS, default="mlp", help="an MLP, or a CNN (digits only)")
     p.add_argument("--hidden", type=positive_int, nargs="+", default=[64, 64], help="MLP widths")
     p.add_argument("--epochs", type=positive_int, default=epochs, help="passes over the data")
@@ -340,6 +344,11 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]
     for row in rows:
         table.add_row(*row)
     Console(width=max(120, Console().width)).print(table)
+
+
+def seeds_summary(args: argparse.Namespace) -> str:
+    """How a table aggregates its seeds."""
+    return "mean ± s.d. over seeds" if len(args.seeds) > 1 else "one seed"
 
 
 def describe(args: argparse.Namespace) -> str:

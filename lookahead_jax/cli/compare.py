@@ -17,6 +17,7 @@ from lookahead_jax.cli._common import (
     prepare_run,
     print_table,
     run_settings,
+    seeds_summary,
     train_all,
     write_atomic,
 )
@@ -33,7 +34,6 @@ EXAMPLES = """examples:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Adds the `compare` subcommand."""
-    from lookahead_jax.cli.data import DATASETS
     from lookahead_jax.cli.optimizer_specs import OPTIMIZERS
 
     compare = subparsers.add_parser(
@@ -44,9 +44,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "several seeds, and prints final train loss, test loss and test accuracy (on the slow "
         "weights for Lookahead) as mean +- s.d. over seeds.",
         epilog=EXAMPLES,
-    )
-    compare.add_argument(
-        "--dataset", choices=DATASETS, default="digits", help="an embedded scikit-learn data set"
     )
     compare.add_argument(
         "--optimizers",
@@ -104,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(dumps(report))
         return 0
-    seeds = "mean ± s.d. over seeds" if len(args.seeds) > 1 else "one seed"
+    seeds = seeds_summary(args)
     print_table(
         f"{describe(args)}: {seeds}; Lookahead evaluated on its slow weights",
         ("optimizer", "settings", "train loss", "test loss", "test accuracy", "s / epoch"),

@@ -17,6 +17,7 @@ from lookahead_jax.cli._common import (
     prepare_run,
     print_table,
     run_settings,
+    seeds_summary,
     train_all,
     write_atomic,
 )
@@ -29,7 +30,6 @@ EXAMPLES = """examples:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Adds the `robustness` subcommand."""
-    from lookahead_jax.cli.data import DATASETS
     from lookahead_jax.cli.optimizer_specs import OPTIMIZERS
 
     robustness = subparsers.add_parser(
@@ -39,9 +39,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "learning rate, without Lookahead and with each (sync period, slow step size), and "
         "plots the final train loss against the learning rate.",
         epilog=EXAMPLES,
-    )
-    robustness.add_argument(
-        "--dataset", choices=DATASETS, default="digits", help="an embedded scikit-learn data set"
     )
     robustness.add_argument(
         "--optimizer",
@@ -110,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(dumps(report))
         return 0
-    seeds = "mean ± s.d. over seeds" if len(args.seeds) > 1 else "one seed"
+    seeds = seeds_summary(args)
     print_table(
         f"final train loss, {seeds} ({describe(args)})",
         ("learning rate", *by_config),
