@@ -6,7 +6,7 @@ transformation.
 """
 
 import math
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -64,6 +64,10 @@ class LSTMSchedule(nn.Module):
       hidden_size: LSTM width.
       feature_clip: every feature is clipped to ``[-feature_clip, feature_clip]``.
       avg_decay: decay of the running averages of log-loss and log-gradient-norm, in [0, 1).
+      drop_features: feature groups fed as zeros, for ablations: any of ``"loss"`` (the two loss
+        ratios), ``"grad_norm"`` (the three gradient-norm features), ``"nonfinite"`` (the flag)
+        and ``"time"`` (the three step features). The params keep their shapes, so a trained
+        schedule can be evaluated with a group removed.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -82,8 +86,16 @@ class LSTMSchedule(nn.Module):
     hidden_size: int = 16
     feature_clip: float = 5.0
     avg_decay: float = 0.9
+    drop_features: tuple[str, ...] = ()
 
     num_features = 10
+    # Feature group -> its indices in the feature vector (the last one, a constant 1, is a bias).
+    FEATURE_GROUPS: ClassVar[dict[str, tuple[int, ...]]] = {
+        "loss": (0, 1),
+        "grad_norm": (2, 3, 4),
+        "nonfinite": (5,),
+        "time": (6, 7, 8),
+    }
 
     def __post_init__(self) -> None:
         for name in ("base_lr", "feature_clip"):
@@ -102,6 +114,12 @@ class LSTMSchedule(nn.Module):
             )
         checks.integer("LSTMSchedule", "hidden_size", self.hidden_size, 1)
         checks.in_unit_interval("LSTMSchedule", "avg_decay", self.avg_decay)
+        unknown = [g for g in self.drop_features if g not in self.FEATURE_GROUPS]
+        if isinstance(self.drop_features, str) or unknown:
+            raise ValueError(
+                f"LSTMSchedule: drop_features must be a tuple of {', '.join(self.FEATURE_GROUPS)}, "
+                f"got drop_features={self.drop_features!r}"
+            )
         super().__post_init__()
 
     @property
@@ -181,6 +199,10 @@ class LSTMSchedule(nn.Module):
                 jnp.ones([], dtype),
             ]
         )
+        if self.drop_features:
+            dropped = {i for g in self.drop_features for i in self.FEATURE_GROUPS[g]}
+            keep = [0.0 if i in dropped else 1.0 for i in range(self.num_features)]
+            feats = feats * jnp.asarray(keep, dtype)
         new_carry = carry._replace(
             count=optax.safe_increment(carry.count),
             n_finite=jnp.where(both_ok, optax.safe_increment(n), n),

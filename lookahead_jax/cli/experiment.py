@@ -66,11 +66,14 @@ def meta_train_family(
     callback=None,
     verbose=True,
     budget_start=None,
+    num_meta_steps=None,
 ):
     """Tunes the constant rate, then meta-trains an `LSTMSchedule` starting from it.
 
     With `budget_start` (a `time.perf_counter()` value), `budget_s` bounds the whole run from
-    then on, tuning and compilation included; else it bounds meta-training alone.
+    then on, tuning and compilation included; else it bounds meta-training alone. With
+    `num_meta_steps` the run takes exactly that many meta-steps (evidence runs: a wall-clock
+    budget would make the result depend on the machine's load); `budget_s` may then be None.
     """
     validate_every = VALIDATE_EVERY[name]
     family, inner, _ = family_setup(name)
@@ -84,7 +87,7 @@ def meta_train_family(
         schedule,
         inner,
         key=jax.random.key(META_ROOT + seed),
-        num_meta_steps=10**9,
+        num_meta_steps=10**9 if num_meta_steps is None else num_meta_steps,
         objective=objective,
         horizon=horizon,
         unroll_length=unroll_length,

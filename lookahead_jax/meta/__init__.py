@@ -6,13 +6,15 @@ One namespace for the meta-learning toolkit:
   `classification_family` for a data set of your own);
 - `lookahead_jax.meta.unroll`: the unrolled inner loop, truncations and meta-gradients;
 - `lookahead_jax.meta.training`: `meta_train`, the meta-training loop;
-- `lookahead_jax.meta.evaluation`: loss curves of any transformation on a family, and the
-  held-out comparison protocol against tuned baselines.
+- `lookahead_jax.meta.evaluation`: loss curves of any transformation on a family;
+- `lookahead_jax.meta.protocol`: the evaluation protocol (baselines tuned on checked grids,
+  held-out test metrics, per-task log-ratios with bootstrap intervals).
 
 Meta-params are a dict ``{"schedule": schedule_params}``, plus ``"init"`` (the task's initial
 params, MAML-style) when ``learn_init=True``.
 """
 
+from lookahead_jax.meta import protocol
 from lookahead_jax.meta.evaluation import (
     EvalResult,
     baseline_tx,
@@ -70,6 +72,7 @@ __all__ = [
     "meta_gradient",
     "meta_train",
     "mlp_family",
+    "protocol",
     "quadratic_family",
     "regression_family",
     "stats",

@@ -28,12 +28,18 @@ class Task(NamedTuple):
     float), and `meta_train` refuses a family whose loss is negative at a task's initial params
     with a `ValueError`. Shift a loss that can be negative (a margin, an NLL of densities) by a
     lower bound.
+
+    `test_loss` and `test_accuracy` (optional) score params on data the task never trains on
+    (its held-out split): the evaluation protocol (`lookahead_jax.meta.protocol`) ranks methods
+    by test loss where a family defines it, and falls back to `full_loss` (saying so) where not.
     """
 
     init_params: Callable[[jax.Array], optax.Params]  # PRNG key -> initial params
     loss: Callable[[optax.Params, Batch], jax.Array]  # (params, batch) -> scalar training loss
     sample_batch: Callable[[jax.Array], Batch]  # PRNG key -> a minibatch
     full_loss: Callable[[optax.Params], jax.Array]  # params -> loss on all the task's train data
+    test_loss: Callable[[optax.Params], jax.Array] | None = None  # params -> held-out loss
+    test_accuracy: Callable[[optax.Params], jax.Array] | None = None  # params -> held-out acc.
 
 
 TaskFamily = Callable[[jax.Array], Task]  # task key -> Task (vmappable over the key)
@@ -112,9 +118,18 @@ def _cast(params: optax.Params, dtype: Any) -> optax.Params:
 
 
 def _supervised_task(
-    model: nn.Module, x: jax.Array, y: jax.Array, loss_of, batch_size: int
+    model: nn.Module,
+    x: jax.Array,
+    y: jax.Array,
+    loss_of,
+    batch_size: int,
+    test: tuple[jax.Array, jax.Array] | None = None,
+    classify: bool = False,
 ) -> Task:
-    """A task on the rows (x, y): minibatches drawn with replacement, the full loss on all rows."""
+    """A task on the rows (x, y): minibatches drawn with replacement, the full loss on all rows.
+
+    `test` rows, if given, give the held-out `test_loss` (and `test_accuracy` when `classify`).
+    """
 
     def loss(params, batch):
         xb, yb = batch
@@ -124,11 +139,20 @@ def _supervised_task(
         i = jax.random.randint(key, (batch_size,), 0, len(x))
         return x[i], y[i]
 
+    test_loss = test_accuracy = None
+    if test is not None and len(test[0]):
+        test_loss = lambda params: loss(params, test)
+        if classify:
+            test_accuracy = lambda params: jnp.mean(
+                jnp.argmax(model.apply(params, test[0]), -1) == test[1]
+            )
     return Task(
         init_params=lambda key: _cast(model.init(key, x[:1]), x.dtype),
         loss=loss,
         sample_batch=sample_batch,
         full_loss=lambda params: loss(params, (x, y)),
+        test_loss=test_loss,
+        test_accuracy=test_accuracy,
     )
 
 
@@ -139,12 +163,16 @@ def classification_family(
     hidden: tuple[int, ...] = (32,),
     num_train: int = 512,
     batch_size: int = 128,
+    num_test: int | None = None,
+    activation: Callable[[jax.Array], jax.Array] = jnp.tanh,
 ) -> TaskFamily:
     """A Flax MLP classifying rows of a data set of your own (cross-entropy).
 
     Per task: a random subset of ``num_train`` rows and a random permutation of the class labels;
     the initialisation is drawn from the key given to ``init_params``. Minibatches of
-    ``batch_size`` are drawn with replacement from the subset.
+    ``batch_size`` are drawn with replacement from the subset. The task's held-out split
+    (`Task.test_loss`, `Task.test_accuracy`) is ``num_test`` of the other rows (default: all
+    of them), never trained on.
 
     Args:
       x: features, shape ``(n, d)``, already scaled as you would train on them.
@@ -153,6 +181,8 @@ def classification_family(
       hidden: widths of the MLP's tanh hidden layers.
       num_train: rows per task.
       batch_size: minibatch size.
+      num_test: held-out rows per task (default all ``n - num_train``; 0 for no test split).
+      activation: of the hidden layers.
 
     Returns:
       A `TaskFamily`.
@@ -176,16 +206,34 @@ def classification_family(
         )
     if num_train > len(x_all):
         raise ValueError(f"classification_family: only {len(x_all)} rows, got {num_train=}")
-    model = MLP(hidden=tuple(hidden), out=num_classes)
+    n_rest = len(x_all) - num_train
+    if num_test is None:
+        num_test = n_rest
+    checks.integer("classification_family", "num_test", num_test, 0)
+    if num_test > n_rest:
+        raise ValueError(
+            f"classification_family: only {n_rest} rows are left for testing after "
+            f"num_train={num_train}, got {num_test=}"
+        )
+    model = MLP(hidden=tuple(hidden), out=num_classes, activation=activation)
 
     def make(task_key: jax.Array) -> Task:
         k_subset, k_perm = jax.random.split(task_key)
-        idx = jax.random.permutation(k_subset, len(x_all))[:num_train]
-        x, y = x_all[idx], jax.random.permutation(k_perm, num_classes)[y_all[idx]]
+        order = jax.random.permutation(k_subset, len(x_all))
+        labels = jax.random.permutation(k_perm, num_classes)
+        idx, test_idx = order[:num_train], order[num_train : num_train + num_test]
         cross_entropy = lambda logits, yb: optax.softmax_cross_entropy_with_integer_labels(
             logits, yb
         ).mean()
-        return _supervised_task(model, x, y, cross_entropy, batch_size)
+        return _supervised_task(
+            model,
+            x_all[idx],
+            labels[y_all[idx]],
+            cross_entropy,
+            batch_size,
+            test=(x_all[test_idx], labels[y_all[test_idx]]),
+            classify=True,
+        )
 
     return make
 
@@ -195,11 +243,17 @@ def regression_family(
     num_train: int = 256,
     batch_size: int = 64,
     num_frequencies: int = 4,
+    num_test: int = 256,
+    noise: float = 0.0,
+    activation: Callable[[jax.Array], jax.Array] = jnp.tanh,
 ) -> TaskFamily:
     r"""An MLP regressing a random 1-d function :math:`f(x) = \sum_k a_k \sin(\omega_k x + \phi_k)`.
 
     Per task: amplitudes, frequencies in [0.5, 2] and phases, and ``num_train`` inputs uniform in
-    [-3, 3]; mean squared error; minibatches of ``batch_size`` drawn with replacement.
+    [-3, 3]; mean squared error; minibatches of ``batch_size`` drawn with replacement. The
+    held-out split (`Task.test_loss`) is ``num_test`` fresh inputs of the same function. With
+    ``noise > 0`` the training targets carry Gaussian noise of that standard deviation (the test
+    targets stay clean), so a schedule that fits the noise is penalised on test loss.
     """
     _check_positive_int(
         "regression_family",
@@ -207,18 +261,22 @@ def regression_family(
         batch_size=batch_size,
         num_frequencies=num_frequencies,
     )
-    model = MLP(hidden=tuple(hidden), out=1)
+    checks.integer("regression_family", "num_test", num_test, 0)
+    checks.nonnegative("regression_family", "noise", noise)
+    model = MLP(hidden=tuple(hidden), out=1, activation=activation)
 
     def make(task_key: jax.Array) -> Task:
-        ka, kw, kp, kx = jax.random.split(task_key, 4)
+        ka, kw, kp, kx, kt, kn = jax.random.split(task_key, 6)
         amp = jax.random.normal(ka, (num_frequencies,)) / np.sqrt(num_frequencies)
         freq = jax.random.uniform(kw, (num_frequencies,), minval=0.5, maxval=2.0)
         phase = jax.random.uniform(kp, (num_frequencies,), maxval=2 * np.pi)
+        f = lambda x: jnp.sin(x * freq[None, :] + phase[None, :]) @ amp
         x = jax.random.uniform(kx, (num_train, 1), minval=-3.0, maxval=3.0)
-        y = jnp.sin(x * freq[None, :] + phase[None, :]) @ amp
+        y = f(x) + noise * jax.random.normal(kn, (num_train,))
+        x_test = jax.random.uniform(kt, (num_test, 1), minval=-3.0, maxval=3.0)
 
         squared_error = lambda out, yb: jnp.mean((out[:, 0] - yb) ** 2)
-        return _supervised_task(model, x, y, squared_error, batch_size)
+        return _supervised_task(model, x, y, squared_error, batch_size, test=(x_test, f(x_test)))
 
     return make
 
@@ -229,7 +287,7 @@ def mlp_family(
     """A teacher-student MLP regression on Gaussian inputs, sized freely (for benchmarks).
 
     Per task a random linear teacher; a fresh batch of ``batch_size`` inputs per step; the full
-    loss is on one fixed batch.
+    loss is on one fixed batch, the test loss on another.
     """
     _check_positive_int(
         "mlp_family", in_features=in_features, out_features=out_features, batch_size=batch_size
@@ -246,12 +304,15 @@ def mlp_family(
         def sample_batch(key):
             return jax.random.normal(key, (batch_size, in_features))
 
+        kx, kt = jax.random.split(kx)
         x_fixed = jax.random.normal(kx, (batch_size, in_features))
+        x_test = jax.random.normal(kt, (batch_size, in_features))
         return Task(
             init_params=lambda key: _cast(model.init(key, x_fixed[:1]), x_fixed.dtype),
             loss=loss,
             sample_batch=sample_batch,
             full_loss=lambda params: loss(params, x_fixed),
+            test_loss=lambda params: loss(params, x_test),
         )
 
     return make

@@ -1,0 +1,383 @@
+"""The evaluation protocol's tables for the shipped digits schedule (issues 12 and 17).
+
+Protocol, fixed before any table was computed:
+
+- Training family: the digits MLP (32 tanh units, 512 training rows and the other 1285 as its test
+  split, batches of 128), Adam with unit rate (`eps_root=1e-8`), horizon H = 200 steps.
+- Learned schedules: `benchmarks/protocol_train.py`, 5 meta-training seeds x 400 meta-steps; each
+  keeps its best-validation snapshot (validation tasks, never held-out ones).
+- Tuning: 16 tuning tasks (PRNG root 1) per family and horizon, by mean log test loss. Baselines:
+  warmup + constant, cosine and linear decay over peak x warmup x floor, peaks a factor 2 apart,
+  each grid extended automatically past any edge optimum (printed: inside / natural bound / edge).
+  Tuning-free optimizers (`optax.contrib`): at their published defaults, and with their one
+  setting (the learning rate, or the base Adam's for Mechanic) calibrated over a factor-2 grid.
+- Held-out: 100 tasks (PRNG root 2) per family, never used for tuning or meta-training.
+- Metric: test loss of the final params; per-task log-ratios learned / baseline aggregated by
+  median and geometric mean with bootstrap 95 % intervals; ties at the float32 floor excluded and
+  counted. Test accuracy and final training loss are reported beside it.
+- Unseen families: the schedule's base rate is the family's tuned constant (one number, tuned
+  like the baselines' on the tuning tasks); baselines start from a coarser grid (warmup 0/0.1/0.3,
+  floor 0/0.1), still extended past any edge optimum; tuning-free rows at their defaults.
+- Horizons 5x and 10x H: warmup + cosine and + linear tuned at that horizon (warmup 0/0.05/0.2,
+  floor 0/0.03/0.3, extended past edges); the schedule is the one meta-trained at H.
+
+Run:  python benchmarks/protocol_tables.py --table main          (digits at H; ~25 min on 2 cores)
+      python benchmarks/protocol_tables.py --table unseen        (other data sets/architectures)
+      python benchmarks/protocol_tables.py --table horizons      (5x and 10x H on digits)
+      python benchmarks/protocol_tables.py --table sensitivity   (0.3x / 1x / 3x base rates)
+      python benchmarks/protocol_tables.py --table main --heldout 10 --tune-tasks 4  (a pilot)
+"""
+
+import argparse
+import glob
+import json
+import os
+import time
+
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lookahead_jax import LSTMSchedule, learned_schedule, meta
+from lookahead_jax.cli.data import load_arrays
+from lookahead_jax.meta import protocol as P
+
+RESULTS = os.path.join(os.path.dirname(__file__), "results", "protocol")
+TUNE_ROOT, HELDOUT_ROOT = 1, 2
+H = 200
+INNER = optax.adam(1.0, eps_root=1e-8)
+PEAKS = [1e-3 * 2**k for k in range(6)]  # 1e-3 .. 3.2e-2, extended past an edge optimum
+WARMUPS = (0.0, 0.05, 0.1, 0.2, 0.4)
+FLOORS = (0.0, 0.03, 0.1, 0.3)
+FEATURE_GROUPS = ("loss", "grad_norm", "time")
+
+
+def load_schedules():
+    """(seed, base_lr, params) of each meta-trained digits schedule."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(RESULTS, "digits_seed*.json"))):
+        info = json.load(open(path))
+        schedule = LSTMSchedule(base_lr=info["base_lr"])
+        template = schedule.init_params(jax.random.key(0))
+        with open(path[: -len(".json")] + ".msgpack", "rb") as f:
+            params = flax.serialization.from_bytes(template, f.read())
+        out.append((info["seed"], info["base_lr"], params, info))
+    if not out:
+        raise SystemExit(f"no schedules in {RESULTS}: run benchmarks/protocol_train.py first")
+    return out
+
+
+def _table_family(name, num_train, batch_size, hidden=(32,), activation=jnp.tanh):
+    x, y = load_arrays(name)
+    x = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1.0)
+    return meta.classification_family(
+        x,
+        y,
+        int(y.max()) + 1,
+        hidden=hidden,
+        num_train=num_train,
+        batch_size=batch_size,
+        activation=activation,
+    )
+
+
+def _digits(hidden=(32,), activation=jnp.tanh):
+    x, y = load_arrays("digits")
+    return meta.classification_family(
+        x / np.float32(16.0),
+        y,
+        10,
+        hidden=hidden,
+        num_train=512,
+        batch_size=128,
+        activation=activation,
+    )
+
+
+FAMILIES = {
+    "digits": lambda: _digits(),
+    "digits, 2x64 tanh": lambda: _digits((64, 64)),
+    "digits, 32 relu": lambda: _digits(activation=jax.nn.relu),
+    "digits, 128 tanh": lambda: _digits((128,)),
+    "wine": lambda: _table_family("wine", 100, 32),
+    "breast_cancer": lambda: _table_family("breast_cancer", 300, 64),
+    "iris": lambda: _table_family("iris", 90, 32),
+    "regression (noisy sines)": lambda: meta.regression_family(noise=0.3),
+}
+
+
+def tuning_free(horizon, calibrate=True):
+    """The tuning-free optimizers at their defaults and, if `calibrate`, calibrated."""
+    sf_eval = lambda params, state: optax.contrib.schedule_free_eval_params(state, params)
+    makers = {
+        "schedule_free_adamw": (
+            lambda lr: P.Method(optax.contrib.schedule_free_adamw(lr), sf_eval),
+            2.5e-3,
+        ),
+        "prodigy": (lambda lr: P.Method(optax.contrib.prodigy(lr)), 1.0),
+        "dadapt_adamw": (lambda lr: P.Method(optax.contrib.dadapt_adamw(lr)), 1.0),
+        "mechanize(adam)": (lambda lr: P.Method(optax.contrib.mechanize(optax.adam(lr))), 1.0),
+    }
+    out = {}
+    for name, (make, default) in makers.items():
+        out[f"{name} (defaults)"] = P.fixed(make(default))
+        if calibrate:
+            out[f"{name} (calibrated)"] = P.Tunable(
+                lambda hp, make=make: make(hp["lr"]),
+                {"lr": [default * 2.0**k for k in range(-3, 4)]},
+                {"lr": (0.0, np.inf)},
+                frozenset({"lr"}),
+            )
+    return out
+
+
+def schedule_baselines(horizon, peaks=PEAKS, warmups=WARMUPS, floors=FLOORS):
+    return {
+        f"warmup+{d}": P.schedule_baseline(INNER, horizon, d, peaks, warmups, floors)
+        for d in P.DECAYS
+    }
+
+
+def learned(params, base_lr, **schedule_kwargs):
+    return learned_schedule(INNER, LSTMSchedule(base_lr=base_lr, **schedule_kwargs), params)
+
+
+def mean_lr_curve(family, tx, keys, horizon):
+    return np.nanmean(meta.evaluate(family, tx, keys, horizon).lrs, axis=0)
+
+
+def summarise(res: P.ProtocolResult, candidates, baselines, extra=None):
+    """A JSON-able summary and printed tables."""
+    out = {"horizon": res.horizon, "methods": {}, "tuning": {}, "comparisons": {}}
+    for name, m in res.metrics.items():
+        out["methods"][name] = {
+            "test_loss_mean": float(np.mean(m.test_loss)),
+            "test_loss_median": float(np.median(m.test_loss)),
+            "test_loss_geomean": float(np.exp(np.mean(np.log(np.maximum(m.test_loss, 1e-38))))),
+            "test_accuracy_mean": float(np.nanmean(m.test_accuracy))
+            if np.isfinite(m.test_accuracy).any()
+            else None,
+            "train_loss_mean": float(np.mean(m.train_loss)),
+            "eval_seconds": res.seconds[name],
+        }
+    for name, t in res.tuning.items():
+        out["tuning"][name] = {
+            "best": t.best,
+            "where": t.where,
+            "grid": t.grid,
+            "inner_steps": t.inner_steps,
+            "seconds": t.seconds,
+        }
+    for (c, b), cmp in res.comparisons.items():
+        out["comparisons"][f"{c} vs {b}"] = cmp._asdict()
+    if res.oracle is not None:
+        out["oracle_per_task_best_constant"] = {
+            "test_loss_mean": float(np.mean(res.oracle)),
+            "test_loss_geomean": float(np.exp(np.mean(np.log(np.maximum(res.oracle, 1e-38))))),
+        }
+    if extra:
+        out.update(extra)
+    print(f"\nhorizon {res.horizon}")
+    for name, t in out["tuning"].items():
+        print(
+            f"  tuned {name:32s} {t['best']}  {t['where']}  ({t['inner_steps']:.3g} inner steps, {t['seconds']:.0f} s)"
+        )
+    print(
+        f"  {'method':34s} {'test loss (mean / geomean)':>28s} {'test acc':>9s} {'train loss':>11s}"
+    )
+    for name, m in out["methods"].items():
+        acc = "" if m["test_accuracy_mean"] is None else f"{100 * m['test_accuracy_mean']:.2f}%"
+        print(
+            f"  {name:34s} {m['test_loss_mean']:13.4g} / {m['test_loss_geomean']:<12.4g} {acc:>9s} {m['train_loss_mean']:11.4g}"
+        )
+    if res.oracle is not None:
+        o = out["oracle_per_task_best_constant"]
+        print(
+            f"  {'oracle: per-task best constant':34s} {o['test_loss_mean']:13.4g} / {o['test_loss_geomean']:<12.4g}"
+        )
+    for key, c in out["comparisons"].items():
+        print(
+            f"  {key:60s} geomean ratio {c['geomean_ratio']:.3f} [{c['geomean_ci'][0]:.3f}, "
+            f"{c['geomean_ci'][1]:.3f}]  median log-ratio {c['median_log_ratio']:+.3f} "
+            f"[{c['median_ci'][0]:+.3f}, {c['median_ci'][1]:+.3f}]  won {c['wins']}/{c['num_tasks']}"
+            f" ties {c['ties']} diverged {c['diverged']}"
+        )
+    return out
+
+
+def run_main(args):
+    family = FAMILIES["digits"]()
+    schedules = load_schedules()
+    tune_keys, heldout = (
+        meta.task_keys(TUNE_ROOT, args.tune_tasks),
+        meta.task_keys(HELDOUT_ROOT, args.heldout),
+    )
+    candidates = {}
+    for seed, base, params, _ in schedules:
+        candidates[f"learned s{seed}"] = learned(params, base)
+        candidates[f"replay of mean curve s{seed}"] = P.replay_schedule(
+            INNER, mean_lr_curve(family, learned(params, base), tune_keys, H)
+        )
+        for g in FEATURE_GROUPS:
+            candidates[f"learned s{seed} without {g}"] = learned(params, base, drop_features=(g,))
+    candidates["untrained (constant base_lr)"] = learned(
+        LSTMSchedule(base_lr=schedules[0][1]).init_params(jax.random.key(0)), schedules[0][1]
+    )
+    baselines = schedule_baselines(H) | tuning_free(H)
+    oracle = P.schedule_baseline(INNER, H, "constant", PEAKS + [6.4e-2, 1.28e-1], warmups=[0.0])
+    res = P.run(
+        family,
+        candidates,
+        baselines,
+        tune_keys=tune_keys,
+        heldout_keys=heldout,
+        horizon=H,
+        oracle=oracle,
+    )
+    meta_info = [info for *_, info in schedules]
+    return summarise(
+        res,
+        candidates,
+        baselines,
+        {
+            "meta_training": [
+                {
+                    k: i[k]
+                    for k in (
+                        "seed",
+                        "base_lr",
+                        "meta_steps",
+                        "best_validation_step",
+                        "meta_train_wall_s",
+                        "inner_steps_meta_train",
+                        "inner_steps_tune_base_lr",
+                    )
+                }
+                for i in meta_info
+            ],
+        },
+    )
+
+
+def run_unseen(args):
+    schedules = load_schedules()
+    out = {}
+    for fam_name in args.families.split(","):
+        family = FAMILIES[fam_name]()
+        tune_keys, heldout = (
+            meta.task_keys(TUNE_ROOT, args.tune_tasks),
+            meta.task_keys(HELDOUT_ROOT, args.heldout),
+        )
+        # A coarser starting grid than the main table's (compute); edges still extend.
+        baselines = schedule_baselines(H, warmups=(0.0, 0.1, 0.3), floors=(0.0, 0.1))
+        # The learned schedules' one number: the family's tuned constant rate (no warmup).
+        const = P.tune(
+            family, P.schedule_baseline(INNER, H, "constant", PEAKS, warmups=[0.0]), tune_keys, H
+        )
+        base = const.best["peak"]
+        candidates = {f"learned s{seed}": learned(params, base) for seed, _, params, _ in schedules}
+        res = P.run(
+            family,
+            candidates,
+            baselines | tuning_free(H, calibrate=False),
+            tune_keys=tune_keys,
+            heldout_keys=heldout,
+            horizon=H,
+        )
+        print(f"\n=== {fam_name} (learned base_lr {base:.3g}, {const.where})")
+        out[fam_name] = summarise(
+            res, candidates, baselines, {"learned_base_lr": base, "base_lr_where": const.where}
+        )
+    return out
+
+
+def run_horizons(args):
+    family = FAMILIES["digits"]()
+    schedules = load_schedules()
+    out = {}
+    for mult in (5, 10):
+        h = H * mult
+        tune_keys, heldout = (
+            meta.task_keys(TUNE_ROOT, args.tune_tasks),
+            meta.task_keys(HELDOUT_ROOT, args.heldout),
+        )
+        candidates = {
+            f"learned s{seed}": learned(params, base) for seed, base, params, _ in schedules
+        }
+        baselines = schedule_baselines(h, warmups=(0.0, 0.05, 0.2), floors=(0.0, 0.03, 0.3))
+        del baselines["warmup+constant"]  # compute: the two decays issue 13 names
+        res = P.run(
+            family, candidates, baselines, tune_keys=tune_keys, heldout_keys=heldout, horizon=h
+        )
+        print(f"\n=== digits at {mult}x H")
+        out[f"{mult}x"] = summarise(res, candidates, baselines)
+    return out
+
+
+def run_sensitivity(args):
+    family = FAMILIES["digits"]()
+    schedules = load_schedules()
+    heldout = meta.task_keys(HELDOUT_ROOT, args.heldout)
+    rows = {}
+    sf_eval = lambda params, state: optax.contrib.schedule_free_eval_params(state, params)
+    makers = {
+        "schedule_free_adamw": (
+            lambda lr: P.Method(optax.contrib.schedule_free_adamw(lr), sf_eval),
+            2.5e-3,
+        ),
+        "prodigy": (lambda lr: P.Method(optax.contrib.prodigy(lr)), 1.0),
+        "dadapt_adamw": (lambda lr: P.Method(optax.contrib.dadapt_adamw(lr)), 1.0),
+        "mechanize(adam)": (lambda lr: P.Method(optax.contrib.mechanize(optax.adam(lr))), 1.0),
+        "adam (constant)": (lambda lr: P.Method(optax.adam(lr)), 1e-3),
+    }
+    for seed, base, params, _ in schedules[:1]:
+        makers[f"learned s{seed}"] = (lambda lr, params=params: P.Method(learned(params, lr)), base)
+    for name, (make, default) in makers.items():
+        rows[name] = {"default": default}
+        for mult in (0.3, 1.0, 3.0):
+            m = P.final_metrics(family, make(default * mult), heldout, H)
+            rows[name][f"{mult}x"] = float(
+                np.mean(np.where(np.isfinite(m.test_loss), m.test_loss, np.inf))
+            )
+        print(
+            f"  {name:24s} default {default:.3g}: "
+            + "  ".join(f"{k} {v:.4g}" for k, v in rows[name].items() if k != "default")
+        )
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--table", required=True, choices=["main", "unseen", "horizons", "sensitivity"]
+    )
+    parser.add_argument("--heldout", type=int, default=100)
+    parser.add_argument("--tune-tasks", type=int, default=16)
+    parser.add_argument("--families", default=",".join(f for f in FAMILIES if f != "digits"))
+    parser.add_argument("--tag", default="")
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    out = {
+        "main": run_main,
+        "unseen": run_unseen,
+        "horizons": run_horizons,
+        "sensitivity": run_sensitivity,
+    }[args.table](args)
+    record = {
+        "args": vars(args),
+        "wall_s": time.perf_counter() - t0,
+        "jax": jax.__version__,
+        "optax": optax.__version__,
+        "result": out,
+    }
+    path = os.path.join(RESULTS, f"{args.table}{args.tag}.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(record, f, indent=1, default=float)
+    os.replace(path + ".tmp", path)
+    print(f"\nwrote {path} ({record['wall_s']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

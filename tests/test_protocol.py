@@ -1,0 +1,234 @@
+"""The evaluation protocol (`lookahead_jax.meta.protocol`) on tiny budgets, against references."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from lookahead_jax import LSTMSchedule, learned_schedule, meta
+from lookahead_jax.meta import protocol as P
+
+
+def _reference_schedule(peak, warmup, floor, horizon, decay, t):
+    """A NumPy transcription of the documented formula."""
+    w = warmup * horizon
+    warm = min(1.0, (t + 1) / w) if w > 0 else 1.0
+    s = min(max((t - w) / max(horizon - w, 1.0), 0.0), 1.0)
+    shape = {
+        "constant": 1.0,
+        "cosine": floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * s)),
+        "linear": floor + (1 - floor) * (1 - s),
+    }[decay]
+    return peak * warm * shape
+
+
+@pytest.mark.parametrize("decay", P.DECAYS)
+@pytest.mark.parametrize("warmup,floor", [(0.0, 0.0), (0.1, 0.0), (0.25, 0.1), (0.5, 1.0)])
+def test_warmup_decay_schedule_matches_its_formula(decay, warmup, floor):
+    horizon = 40
+    sched = P.warmup_decay_schedule(0.3, warmup, floor, horizon, decay)
+    got = [float(sched(t)) for t in range(horizon + 3)]
+    want = [_reference_schedule(0.3, warmup, floor, horizon, decay, t) for t in range(horizon + 3)]
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=3e-8)  # float32 cos
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"warmup": 1.0}, "warmup"),
+        ({"warmup": -0.1}, "warmup"),
+        ({"floor": 1.5}, "floor"),
+        ({"decay": "step"}, "decay"),
+        ({"horizon": 0}, "horizon"),
+    ],
+)
+def test_warmup_decay_schedule_refuses_bad_input(kwargs, match):
+    args = {"peak": 1.0, "warmup": 0.1, "floor": 0.0, "horizon": 10, "decay": "cosine"} | kwargs
+    with pytest.raises(ValueError, match=match):
+        P.warmup_decay_schedule(**args)
+
+
+def _quadratics():
+    return meta.quadratic_family(dim=4, max_condition=10.0, scale_range=(0.5, 1.0))
+
+
+def test_tune_picks_the_brute_force_optimum_and_extends_an_edge():
+    family, inner, horizon = _quadratics(), optax.sgd(1.0), 20
+    keys = meta.task_keys(1, 4)
+    # The best constant rate of these quadratics (curvature <= 1) is near 1: the grid's top
+    # edge, 0.1, is far below it, so the grid must grow past it.
+    tunable = P.schedule_baseline(
+        inner, horizon, "constant", peaks=[0.025, 0.05, 0.1], warmups=[0.0]
+    )
+    result = P.tune(family, tunable, keys, horizon, max_extensions=8)
+    assert result.best["peak"] > 0.1
+    assert result.where == {"peak": "inside", "warmup": "fixed"}
+    assert len(result.grid["peak"]) > 3
+    # Independently: every grid point evaluated alone, the argmin of the mean log test loss.
+    scores = {
+        p: np.mean(
+            np.log(
+                P.final_metrics(
+                    family, tunable.make({"peak": p, "warmup": 0.0}), keys, horizon
+                ).test_loss
+            )
+        )
+        for p in result.grid["peak"]
+    }
+    assert result.best["peak"] == pytest.approx(min(scores, key=scores.get), rel=1e-6)
+    n_points = len(result.grid["peak"])
+    assert result.inner_steps == n_points * len(keys) * horizon
+
+
+def test_tune_reports_a_natural_bound_and_an_unextended_edge():
+    family, inner, horizon = _quadratics(), optax.sgd(1.0), 20
+    keys = meta.task_keys(1, 3)
+    # Warmup only slows these well-conditioned problems: the optimum is warmup 0, a natural bound.
+    tunable = P.schedule_baseline(
+        inner, horizon, "constant", peaks=[0.3, 0.6, 1.0], warmups=[0.0, 0.2, 0.4]
+    )
+    result = P.tune(family, tunable, keys, horizon)
+    assert result.best["warmup"] == 0.0 and result.where["warmup"] == "natural bound"
+    low = P.schedule_baseline(inner, horizon, "constant", peaks=[1e-3, 2e-3], warmups=[0.0])
+    stuck = P.tune(family, low, keys, horizon, max_extensions=0)
+    assert stuck.where["peak"] == "edge" and stuck.grid["peak"] == [1e-3, 2e-3]
+
+
+def test_paired_log_ratios_by_hand():
+    c = np.array([1.0, 2.0, 4.0, 1e-9, np.nan])
+    b = np.array([2.0, 2.0, 8.0, 1e-9, 1.0])
+    out = P.paired_log_ratios(c, b, floor=1e-7)
+    assert out.ties == 1 and out.num_tasks == 4 and out.diverged == (1, 0)
+    r = np.log([0.5, 1.0, 0.5, P.DIVERGED_LOSS])
+    assert out.wins == 2
+    assert out.median_log_ratio == pytest.approx(np.median(r))
+    assert out.geomean_ratio == pytest.approx(np.exp(np.mean(r)))
+    lo, hi = out.median_ci
+    assert lo <= out.median_log_ratio <= hi
+
+
+def test_paired_log_ratios_interval_excludes_one_for_a_clear_winner():
+    rng = np.random.default_rng(0)
+    b = rng.uniform(1.0, 2.0, 50)
+    c = b * rng.uniform(0.5, 0.7, 50)
+    out = P.paired_log_ratios(c, b)
+    assert out.geomean_ci[1] < 1.0 and out.median_ci[1] < 0.0 and out.wins == 50
+    same = P.paired_log_ratios(b, b)
+    assert same.geomean_ratio == 1.0 and same.wins == 0
+
+
+@pytest.mark.parametrize(
+    "c,b,match",
+    [([1.0], [1.0, 2.0], "same length"), ([-1.0], [1.0], ">= 0"), ([], [], "same length")],
+)
+def test_paired_log_ratios_refuses_bad_input(c, b, match):
+    with pytest.raises(ValueError, match=match):
+        P.paired_log_ratios(c, b)
+
+
+def test_final_metrics_scores_held_out_rows():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int32)
+    family = meta.classification_family(x, y, 2, num_train=40, batch_size=16)
+    task = family(jax.random.key(3))
+    assert task.test_accuracy is not None
+    keys = meta.task_keys(5, 3)
+    m = P.final_metrics(family, optax.adam(3e-2), keys, 60)
+    assert np.all(m.train_loss < m.initial_loss)
+    assert np.all((m.test_accuracy > 0.7) & (m.test_accuracy <= 1.0))
+    # Held-out rows are not the training rows: the two losses differ.
+    assert not np.allclose(m.test_loss, m.train_loss)
+    none = meta.classification_family(x, y, 2, num_train=40, num_test=0)(jax.random.key(3))
+    assert none.test_loss is None and none.test_accuracy is None
+    with pytest.raises(ValueError, match="num_test"):
+        meta.classification_family(x, y, 2, num_train=40, num_test=81)
+
+
+def test_final_metrics_evaluates_schedule_free_at_its_averaged_point():
+    family, keys = meta.regression_family(num_train=32, batch_size=8), meta.task_keys(2, 2)
+    tx = optax.contrib.schedule_free_adamw(1e-2)
+    plain = P.final_metrics(family, tx, keys, 30)
+    averaged = P.final_metrics(
+        family,
+        P.Method(tx, lambda params, state: optax.contrib.schedule_free_eval_params(state, params)),
+        keys,
+        30,
+    )
+    assert not np.allclose(plain.test_loss, averaged.test_loss)
+
+
+def test_replay_schedule_replays_the_rates():
+    lrs = jnp.array([0.1, 0.2, 0.3])
+    tx = P.replay_schedule(optax.sgd(1.0), lrs)
+    params = {"w": jnp.ones(2)}
+    state = tx.init(params)
+    got = []
+    for _ in range(5):
+        u, state = tx.update({"w": jnp.ones(2)}, state)
+        got.append(float(-u["w"][0]))
+    np.testing.assert_allclose(got, [0.1, 0.2, 0.3, 0.3, 0.3], rtol=1e-6)
+    with pytest.raises(ValueError, match="learning_rates"):
+        P.replay_schedule(optax.sgd(1.0), jnp.zeros((2, 2)))
+
+
+def test_run_ranks_an_untrained_method_below_tuned_baselines():
+    family, inner, horizon = _quadratics(), optax.sgd(1.0), 15
+    baselines = {
+        d: P.schedule_baseline(
+            inner, horizon, d, peaks=[0.3, 0.6, 1.2], warmups=[0.0, 0.2], floors=[0.0, 0.3]
+        )
+        for d in ("constant", "linear")
+    }
+    schedule = LSTMSchedule(base_lr=0.05)
+    candidates = {
+        "too_small": optax.sgd(0.05),
+        "lstm": learned_schedule(inner, schedule, schedule.init_params(jax.random.key(0))),
+    }
+    oracle = P.schedule_baseline(inner, horizon, "constant", peaks=[0.3, 0.6, 1.2], warmups=[0.0])
+    res = P.run(
+        family,
+        candidates,
+        baselines,
+        tune_keys=meta.task_keys(1, 3),
+        heldout_keys=meta.task_keys(2, 6),
+        horizon=horizon,
+        oracle=oracle,
+        num_bootstrap=200,
+    )
+    assert set(res.comparisons) == {(c, b) for c in candidates for b in baselines}
+    for (c, _), cmp in res.comparisons.items():
+        assert cmp.wins == 0 and cmp.geomean_ci[0] > 1.0, c
+    # An untrained LSTM schedule returns its base rate: the same run as plain SGD at that rate.
+    np.testing.assert_allclose(
+        res.metrics["lstm"].test_loss, res.metrics["too_small"].test_loss, rtol=1e-5
+    )
+    # The per-task oracle is at least as good as the tuned constant on every task.
+    assert np.all(res.oracle <= res.metrics["constant"].test_loss * (1 + 1e-6))
+    with pytest.raises(ValueError, match="both a candidate and a baseline"):
+        P.run(
+            family,
+            {"linear": inner},
+            baselines,
+            tune_keys=meta.task_keys(1, 2),
+            heldout_keys=meta.task_keys(2, 2),
+            horizon=3,
+        )
+
+
+def test_lstm_schedule_drop_features_zeroes_a_group():
+    full = LSTMSchedule(base_lr=0.1)
+    no_time = LSTMSchedule(base_lr=0.1, drop_features=("time", "loss"))
+    carry = full.initial_carry()
+    f_full, _ = full.features(carry, jnp.float32(2.0), jnp.float32(3.0))
+    f_drop, _ = no_time.features(carry, jnp.float32(2.0), jnp.float32(3.0))
+    dropped = [0, 1, 6, 7, 8]
+    np.testing.assert_array_equal(np.asarray(f_drop)[dropped], 0.0)
+    keep = [i for i in range(10) if i not in dropped]
+    np.testing.assert_array_equal(np.asarray(f_drop)[keep], np.asarray(f_full)[keep])
+    assert np.any(np.asarray(f_full)[dropped] != 0)
+    with pytest.raises(ValueError, match="drop_features"):
+        LSTMSchedule(base_lr=0.1, drop_features=("momentum",))
