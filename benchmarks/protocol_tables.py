@@ -41,6 +41,7 @@ import numpy as np
 import optax
 
 from lookahead_jax import LSTMSchedule, learned_schedule, meta
+from lookahead_jax.cli import experiment
 from lookahead_jax.cli.data import load_arrays
 from lookahead_jax.meta import protocol as P
 
@@ -133,11 +134,8 @@ def tuning_free(horizon, calibrate=True):
     return out
 
 
-def schedule_baselines(horizon, peaks=PEAKS, warmups=WARMUPS, floors=FLOORS):
-    return {
-        f"warmup+{d}": P.schedule_baseline(INNER, horizon, d, peaks, warmups, floors)
-        for d in P.DECAYS
-    }
+def schedule_baselines(horizon, warmups=WARMUPS, floors=FLOORS):
+    return experiment.schedule_baselines(INNER, PEAKS, horizon, warmups, floors)
 
 
 def learned(params, base_lr, **schedule_kwargs):
@@ -148,62 +146,10 @@ def mean_lr_curve(family, tx, keys, horizon):
     return np.nanmean(meta.evaluate(family, tx, keys, horizon).lrs, axis=0)
 
 
-def summarise(res: P.ProtocolResult, candidates, baselines, extra=None):
-    """A JSON-able summary and printed tables."""
-    out = {"horizon": res.horizon, "methods": {}, "tuning": {}, "comparisons": {}}
-    for name, m in res.metrics.items():
-        out["methods"][name] = {
-            "test_loss_mean": float(np.mean(m.test_loss)),
-            "test_loss_median": float(np.median(m.test_loss)),
-            "test_loss_geomean": float(np.exp(np.mean(np.log(np.maximum(m.test_loss, 1e-38))))),
-            "test_accuracy_mean": float(np.nanmean(m.test_accuracy))
-            if np.isfinite(m.test_accuracy).any()
-            else None,
-            "train_loss_mean": float(np.mean(m.train_loss)),
-            "eval_seconds": res.seconds[name],
-        }
-    for name, t in res.tuning.items():
-        out["tuning"][name] = {
-            "best": t.best,
-            "where": t.where,
-            "grid": t.grid,
-            "inner_steps": t.inner_steps,
-            "seconds": t.seconds,
-        }
-    for (c, b), cmp in res.comparisons.items():
-        out["comparisons"][f"{c} vs {b}"] = cmp._asdict()
-    if res.oracle is not None:
-        out["oracle_per_task_best_constant"] = {
-            "test_loss_mean": float(np.mean(res.oracle)),
-            "test_loss_geomean": float(np.exp(np.mean(np.log(np.maximum(res.oracle, 1e-38))))),
-        }
-    if extra:
-        out.update(extra)
-    print(f"\nhorizon {res.horizon}")
-    for name, t in out["tuning"].items():
-        print(
-            f"  tuned {name:32s} {t['best']}  {t['where']}  ({t['inner_steps']:.3g} inner steps, {t['seconds']:.0f} s)"
-        )
-    print(
-        f"  {'method':34s} {'test loss (mean / geomean)':>28s} {'test acc':>9s} {'train loss':>11s}"
-    )
-    for name, m in out["methods"].items():
-        acc = "" if m["test_accuracy_mean"] is None else f"{100 * m['test_accuracy_mean']:.2f}%"
-        print(
-            f"  {name:34s} {m['test_loss_mean']:13.4g} / {m['test_loss_geomean']:<12.4g} {acc:>9s} {m['train_loss_mean']:11.4g}"
-        )
-    if res.oracle is not None:
-        o = out["oracle_per_task_best_constant"]
-        print(
-            f"  {'oracle: per-task best constant':34s} {o['test_loss_mean']:13.4g} / {o['test_loss_geomean']:<12.4g}"
-        )
-    for key, c in out["comparisons"].items():
-        print(
-            f"  {key:60s} geomean ratio {c['geomean_ratio']:.3f} [{c['geomean_ci'][0]:.3f}, "
-            f"{c['geomean_ci'][1]:.3f}]  median log-ratio {c['median_log_ratio']:+.3f} "
-            f"[{c['median_ci'][0]:+.3f}, {c['median_ci'][1]:+.3f}]  won {c['wins']}/{c['num_tasks']}"
-            f" ties {c['ties']} diverged {c['diverged']}"
-        )
+def summarise(res: P.ProtocolResult, extra=None):
+    """`experiment.summarise` plus `extra`, printed."""
+    out = experiment.summarise(res) | (extra or {})
+    print(experiment.format_summary(out), flush=True)
     return out
 
 
@@ -226,7 +172,7 @@ def run_main(args):
         LSTMSchedule(base_lr=schedules[0][1]).init_params(jax.random.key(0)), schedules[0][1]
     )
     baselines = schedule_baselines(H) | tuning_free(H)
-    oracle = P.schedule_baseline(INNER, H, "constant", PEAKS + [6.4e-2, 1.28e-1], warmups=[0.0])
+    oracle = P.schedule_baseline(INNER, H, "constant", [*PEAKS, 6.4e-2, 1.28e-1], warmups=[0.0])
     res = P.run(
         family,
         candidates,
@@ -239,8 +185,6 @@ def run_main(args):
     meta_info = [info for *_, info in schedules]
     return summarise(
         res,
-        candidates,
-        baselines,
         {
             "meta_training": [
                 {
@@ -287,9 +231,7 @@ def run_unseen(args):
             horizon=H,
         )
         print(f"\n=== {fam_name} (learned base_lr {base:.3g}, {const.where})")
-        out[fam_name] = summarise(
-            res, candidates, baselines, {"learned_base_lr": base, "base_lr_where": const.where}
-        )
+        out[fam_name] = summarise(res, {"learned_base_lr": base, "base_lr_where": const.where})
     return out
 
 
@@ -312,7 +254,7 @@ def run_horizons(args):
             family, candidates, baselines, tune_keys=tune_keys, heldout_keys=heldout, horizon=h
         )
         print(f"\n=== digits at {mult}x H")
-        out[f"{mult}x"] = summarise(res, candidates, baselines)
+        out[f"{mult}x"] = summarise(res)
     return out
 
 

@@ -198,10 +198,16 @@ def test_meta_train_then_meta_eval(tmp_path):
     report = json.loads(
         cli("meta-eval", str(tmp_path), "--heldout", "6", "--tune-tasks", "4", "--json").stdout
     )
-    assert set(report["final_loss"]) == {"learned", "untrained", "best_constant", "cosine"}
+    baselines = {"warmup+constant", "warmup+cosine", "warmup+linear"}
+    assert set(report["methods"]) == {"learned", "untrained"} | baselines
     assert report["num_heldout_tasks"] == 6 and report["horizon"] == 20
-    # The untrained schedule is the tuned constant, exactly.
-    assert report["final_loss"]["untrained"] == report["final_loss"]["best_constant"]
+    assert set(report["tuning"]) == baselines
+    for t in report["tuning"].values():
+        assert set(t["where"].values()) <= {"inside", "natural bound", "edge"}
+    for b in baselines:
+        c = report["comparisons"][f"learned vs {b}"]
+        assert c["num_tasks"] + c["ties"] == 6
+        assert c["geomean_ci"][0] <= c["geomean_ratio"] <= c["geomean_ci"][1]
     assert (tmp_path / "eval" / "comparison.png").exists()
 
 

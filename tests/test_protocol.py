@@ -59,12 +59,10 @@ def test_tune_picks_the_brute_force_optimum_and_extends_an_edge():
     family, inner, horizon = _quadratics(), optax.sgd(1.0), 20
     keys = meta.task_keys(1, 4)
     # The best constant rate of these quadratics (curvature <= 1) is near 1: the grid's top
-    # edge, 0.1, is far below it, so the grid must grow past it.
-    tunable = P.schedule_baseline(
-        inner, horizon, "constant", peaks=[0.025, 0.05, 0.1], warmups=[0.0]
-    )
+    # edge, 0.4, is below it, so the grid must grow past it.
+    tunable = P.schedule_baseline(inner, horizon, "constant", peaks=[0.1, 0.2, 0.4], warmups=[0.0])
     result = P.tune(family, tunable, keys, horizon, max_extensions=8)
-    assert result.best["peak"] > 0.1
+    assert result.best["peak"] > 0.4
     assert result.where == {"peak": "inside", "warmup": "fixed"}
     assert len(result.grid["peak"]) > 3
     # Independently: every grid point evaluated alone, the argmin of the mean log test loss.
@@ -79,6 +77,8 @@ def test_tune_picks_the_brute_force_optimum_and_extends_an_edge():
         for p in result.grid["peak"]
     }
     assert result.best["peak"] == pytest.approx(min(scores, key=scores.get), rel=1e-6)
+    for p, score in scores.items():
+        assert result.scores[(p, 0.0)] == pytest.approx(score, rel=1e-5, abs=1e-6)
     n_points = len(result.grid["peak"])
     assert result.inner_steps == n_points * len(keys) * horizon
 

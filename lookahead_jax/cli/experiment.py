@@ -16,8 +16,9 @@ import optax
 
 from lookahead_jax import meta
 from lookahead_jax.cli.families import digits_mlp_family
+from lookahead_jax.learned_schedule import learned_schedule
 from lookahead_jax.lstm_schedule import LSTMSchedule
-from lookahead_jax.meta import baseline_tx, mean_final, stats, task_keys, tune  # noqa: F401
+from lookahead_jax.meta import baseline_tx, mean_final, protocol, stats, task_keys, tune  # noqa: F401
 
 # Disjoint PRNG roots: tuning, held-out, validation (early stopping) and meta-training tasks.
 TUNE_ROOT, HELDOUT_ROOT, VALID_ROOT, META_ROOT = 1, 2, 3, 1000
@@ -169,3 +170,136 @@ def compare(family, inner, grid, horizon, schedule, schedule_params, n_tune, n_h
         task_keys(TUNE_ROOT, n_tune),
         task_keys(HELDOUT_ROOT, n_heldout),
     )
+
+
+# Where the protocol's schedule baselines start (each grid extends past an edge optimum).
+WARMUPS, FLOORS = (0.0, 0.1, 0.3), (0.0, 0.1)
+
+
+def schedule_baselines(inner, peaks, horizon, warmups=WARMUPS, floors=FLOORS):
+    """Warmup + constant / cosine / linear decay on `inner`, tuned over peak x warmup x floor."""
+    return {
+        f"warmup+{d}": protocol.schedule_baseline(inner, horizon, d, list(peaks), warmups, floors)
+        for d in protocol.DECAYS
+    }
+
+
+def summarise(res: protocol.ProtocolResult) -> dict:
+    """A JSON-able summary of a `protocol.run` result."""
+    out = {"horizon": res.horizon, "methods": {}, "tuning": {}, "comparisons": {}}
+    for name, m in res.metrics.items():
+        acc = m.test_accuracy
+        out["methods"][name] = {
+            "test_loss_mean": float(np.mean(m.test_loss)),
+            "test_loss_median": float(np.median(m.test_loss)),
+            "test_loss_geomean": float(np.exp(np.mean(np.log(np.maximum(m.test_loss, 1e-38))))),
+            "test_accuracy_mean": float(np.nanmean(acc)) if np.isfinite(acc).any() else None,
+            "train_loss_mean": float(np.mean(m.train_loss)),
+            "eval_seconds": res.seconds[name],
+        }
+    for name, t in res.tuning.items():
+        out["tuning"][name] = {
+            "best": t.best,
+            "where": t.where,
+            "grid": t.grid,
+            "inner_steps": t.inner_steps,
+            "seconds": t.seconds,
+        }
+    for (c, b), cmp in res.comparisons.items():
+        out["comparisons"][f"{c} vs {b}"] = cmp._asdict()
+    if res.oracle is not None:
+        out["oracle_per_task_best_constant"] = {
+            "test_loss_mean": float(np.mean(res.oracle)),
+            "test_loss_geomean": float(np.exp(np.mean(np.log(np.maximum(res.oracle, 1e-38))))),
+        }
+    return out
+
+
+def format_summary(out: dict) -> str:
+    """The tables of a `summarise` result as text."""
+    lines = [f"horizon {out['horizon']}"]
+    for name, t in out["tuning"].items():
+        best = ", ".join(f"{k} {v:.3g}" for k, v in t["best"].items())
+        where = ", ".join(f"{k}: {v}" for k, v in t["where"].items())
+        lines.append(
+            f"  tuned {name:32s} {best}  ({where}; {t['inner_steps']:.3g} inner steps, "
+            f"{t['seconds']:.0f} s)"
+        )
+    lines.append(
+        f"  {'method':34s} {'test loss mean / geomean':>26s} {'test acc':>9s} {'train loss':>11s}"
+    )
+    for name, m in out["methods"].items():
+        acc = "" if m["test_accuracy_mean"] is None else f"{100 * m['test_accuracy_mean']:.2f}%"
+        lines.append(
+            f"  {name:34s} {m['test_loss_mean']:12.4g} / {m['test_loss_geomean']:<11.4g} "
+            f"{acc:>9s} {m['train_loss_mean']:11.4g}"
+        )
+    if "oracle_per_task_best_constant" in out:
+        o = out["oracle_per_task_best_constant"]
+        lines.append(
+            f"  {'oracle: per-task best constant':34s} {o['test_loss_mean']:12.4g} / "
+            f"{o['test_loss_geomean']:<11.4g}"
+        )
+    for key, c in out["comparisons"].items():
+        lo, hi = c["geomean_ci"]
+        mlo, mhi = c["median_ci"]
+        lines.append(
+            f"  {key:60s} geomean ratio {c['geomean_ratio']:.3f} [{lo:.3f}, {hi:.3f}]  median "
+            f"log-ratio {c['median_log_ratio']:+.3f} [{mlo:+.3f}, {mhi:+.3f}]  won "
+            f"{c['wins']}/{c['num_tasks']}, ties {c['ties']}, diverged {tuple(c['diverged'])}"
+        )
+    return "\n".join(lines)
+
+
+def evaluate_schedule(family, inner, peaks, horizon, schedule, params, n_tune, n_heldout):
+    """The protocol on our suites' roots: the learned and untrained schedule against baselines.
+
+    Returns:
+      ``(summary, lrs)``: `summarise`'s dict, and rate curves for `plot_rates` (the learned
+      schedule's on 8 held-out tasks, each tuned baseline's schedule).
+    """
+    candidates = {
+        "learned": learned_schedule(inner, schedule, params),
+        "untrained": learned_schedule(inner, schedule, schedule.init_params(jax.random.key(0))),
+    }
+    baselines = schedule_baselines(inner, peaks, horizon)
+    heldout = task_keys(HELDOUT_ROOT, n_heldout)
+    res = protocol.run(
+        family,
+        candidates,
+        baselines,
+        tune_keys=task_keys(TUNE_ROOT, n_tune),
+        heldout_keys=heldout,
+        horizon=horizon,
+    )
+    lrs = {"learned": meta.evaluate(family, candidates["learned"], heldout[:8], horizon).lrs}
+    summary = summarise(res)
+    # Families without held-out data (the quadratics) are scored on their training loss.
+    summary["test_split"] = family(heldout[0]).test_loss is not None
+    for name, t in res.tuning.items():
+        decay = name.split("+", 1)[1]
+        sched = protocol.warmup_decay_schedule(
+            t.best["peak"], t.best["warmup"], t.best.get("floor", 0.0), horizon, decay
+        )
+        lrs[name] = np.asarray([float(sched(i)) for i in range(horizon)])
+    return summary, lrs
+
+
+def plot_rates(lrs, title, path):
+    """The learned schedule's rate on held-out tasks beside the tuned baselines' schedules."""
+    from lookahead_jax.cli.plots import pyplot, save_figure
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for k, traj in enumerate(lrs["learned"]):
+        label = "learned (8 held-out tasks)" if k == 0 else None
+        ax.plot(traj, color="C0", alpha=0.5, lw=1, label=label)
+    for j, (name, curve) in enumerate((n, c) for n, c in lrs.items() if n != "learned"):
+        ax.plot(curve, color=f"C{j + 1}", lw=2, label=f"{name} (tuned)")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.set_xlabel("step")
+    ax.set_ylabel("learning rate")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path)  # atomic, and the figure is closed

@@ -32,10 +32,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     meta_eval = subparsers.add_parser(
         "meta-eval",
         help="compare a meta-trained schedule with tuned baselines on held-out tasks",
-        description="Loads a `meta-train` output folder and evaluates the learned schedule, the "
-        "untrained one, the best constant rate and the best cosine decay (both tuned on a "
-        "log-spaced grid on tuning tasks) on held-out tasks never seen in tuning or "
-        "meta-training: mean +- s.e. of the final training loss, and paired differences.",
+        description="Loads a `meta-train` output folder and runs the evaluation protocol "
+        "(lookahead_jax.meta.protocol): warmup + constant, cosine and linear decay schedules "
+        "tuned over peak x warmup x floor on tuning tasks (each grid extended past an edge "
+        "optimum), then the learned schedule, the untrained one and the tuned baselines scored "
+        "on held-out tasks never seen in tuning or meta-training, by test loss (held-out data; "
+        "training loss where the family has no test split): per-task loss ratios, geometric "
+        "mean and median with bootstrap 95%% intervals.",
         epilog=EXAMPLES,
     )
     meta_eval.add_argument("checkpoint", type=Path, help="a meta-train --out folder")
@@ -47,7 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     meta_eval.add_argument("--heldout", type=at_least_two, default=50, help="held-out tasks")
     meta_eval.add_argument(
-        "--tune-tasks", type=positive_int, default=32, help="tasks that tune the baselines"
+        "--tune-tasks", type=positive_int, default=16, help="tasks that tune the baselines"
     )
     meta_eval.add_argument(
         "--out", type=Path, default=None, help="output folder (None: CHECKPOINT/eval)"
@@ -103,10 +106,13 @@ def run(args: argparse.Namespace) -> int:
     with progress_bar(args.quiet or args.json) as progress:
         stage = progress.add_task("meta-eval: load schedule", total=3)
         if family_name != settings["family"]:
-            # The one number the baselines also get to tune on the new family: its best constant.
-            base_lr = se.tune(
-                family, inner, grid, se.task_keys(se.TUNE_ROOT, args.tune_tasks), horizon
-            )[0]
+            # The one number the baselines also get to tune on the new family: its best
+            # constant rate, by test loss on the tuning tasks.
+            constant = se.protocol.schedule_baseline(
+                inner, horizon, "constant", list(grid), warmups=[0.0]
+            )
+            keys = se.task_keys(se.TUNE_ROOT, args.tune_tasks)
+            base_lr = se.protocol.tune(family, constant, keys, horizon).best["peak"]
         schedule = LSTMSchedule(base_lr=base_lr, hidden_size=settings["hidden_size"])
         abstract = jax.eval_shape(schedule.init_params, jax.random.key(0))
         try:
@@ -118,53 +124,68 @@ def run(args: argparse.Namespace) -> int:
                 f"hidden size {settings['hidden_size']} ({type(e).__name__})"
             ) from None
         progress.update(stage, completed=1, description="meta-eval: tune baselines, evaluate")
-        out, lrs, curves = se.compare(
+        out, lrs = se.evaluate_schedule(
             family, inner, grid, horizon, schedule, params, args.tune_tasks, args.heldout
         )
         progress.update(stage, completed=2, description="meta-eval: write results")
-        out.update(family=family_name, trained_on=settings["family"])
+        out.update(
+            family=family_name,
+            trained_on=settings["family"],
+            num_heldout_tasks=args.heldout,
+            num_tune_tasks=args.tune_tasks,
+        )
         write_atomic(folder / "results.json", dumps(out, indent=1))
-        se.plot({(family_name, f"horizon {horizon}"): (lrs, curves)}, folder / "comparison.png")
+        se.plot_rates(lrs, f"{family_name}, horizon {horizon}", folder / "comparison.png")
         progress.update(stage, completed=3, description="meta-eval: done")
-    for name, lr in (
-        ("constant rate", out["best_constant_lr"]),
-        ("cosine peak", out["best_cosine_peak"]),
-    ):
-        if lr in (float(grid[0]), float(grid[-1])):
-            print(
-                f"lookahead-jax meta-eval: warning: the tuned {name} {lr:.3g} is at the edge of "
-                f"its grid [{grid[0]:.3g}, {grid[-1]:.3g}]: the baseline may be under-tuned",
-                file=sys.stderr,
-            )
+    for name, t in out["tuning"].items():
+        for hp, where in t["where"].items():
+            if where == "edge":
+                print(
+                    f"lookahead-jax meta-eval: warning: the tuned {hp} of {name} "
+                    f"({t['best'][hp]:.3g}) is still at the edge of its grid after extending it: "
+                    "the baseline may be under-tuned",
+                    file=sys.stderr,
+                )
     if args.json:
         print(dumps(out))
         return 0
     rows = []
-    for name, s in out["final_loss"].items():
-        diff = out.get(f"learned_minus_{name}")
+    for name, m in out["methods"].items():
+        key = f"learned vs {name}"
+        c = out["comparisons"].get(key)
+        acc = m["test_accuracy_mean"]
         rows.append(
             (
-                se.LABELS[name],
-                f"{s['mean']:.4g} ± {s['se']:.2g}",
-                f"{out['final_loss_median'][name]:.3g}",
-                "" if diff is None else f"{diff['mean']:.3g} ± {diff['se']:.2g}",
-                "" if diff is None else ("yes" if diff["paired_beats_by_2se"] else "no"),
-                "" if diff is None else f"{diff['tasks_won']}/{args.heldout}",
+                name,
+                f"{m['test_loss_mean']:.4g}",
+                f"{m['test_loss_geomean']:.4g}",
+                "" if acc is None else f"{100 * acc:.2f}%",
+                f"{m['train_loss_mean']:.3g}",
+                ""
+                if c is None
+                else "{:.3f} [{:.3f}, {:.3f}]".format(c["geomean_ratio"], *c["geomean_ci"]),
+                "" if c is None else f"{c['wins']}/{c['num_tasks']}",
             )
         )
+    tuned = "; ".join(
+        f"{name}: " + ", ".join(f"{k} {v:.3g} ({t['where'][k]})" for k, v in t["best"].items())
+        for name, t in out["tuning"].items()
+    )
     print_table(
         f"{family_name}, horizon {horizon}, {args.heldout} held-out tasks (schedule trained on "
-        f"{settings['family']}); constant lr {out['best_constant_lr']:.3g}, cosine peak "
-        f"{out['best_cosine_peak']:.3g}, tuned on {args.tune_tasks} tuning tasks",
+        f"{settings['family']}); baselines tuned on {args.tune_tasks} tuning tasks: {tuned}",
         (
             "method",
-            "final loss (mean ± s.e.)",
-            "median",
-            "learned - it (paired)",
-            "learned better by > 2 s.e.",
+            "test loss (mean)",
+            "geomean",
+            "test acc",
+            "train loss",
+            "learned / it (geomean, 95% CI)",
             "tasks learned wins",
         ),
         rows,
     )
+    if not out["test_split"]:
+        print(f"({family_name} tasks have no held-out data: 'test loss' is the training loss)")
     print(f"wrote {folder / 'results.json'} and {folder / 'comparison.png'}")
     return 0
