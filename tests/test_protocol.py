@@ -201,7 +201,7 @@ def test_run_ranks_an_untrained_method_below_tuned_baselines():
     )
     assert set(res.comparisons) == {(c, b) for c in candidates for b in baselines}
     for (c, _), cmp in res.comparisons.items():
-        assert cmp.wins == 0 and cmp.geomean_ci[0] > 1.0, c
+        assert cmp.wins <= 1 and cmp.geomean_ci[0] > 1.0 and cmp.median_ci[0] > 0.0, c
     # An untrained LSTM schedule returns its base rate: the same run as plain SGD at that rate.
     np.testing.assert_allclose(
         res.metrics["lstm"].test_loss, res.metrics["too_small"].test_loss, rtol=1e-5
