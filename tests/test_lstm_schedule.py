@@ -316,7 +316,7 @@ def test_jitted_transformation_matches_the_module_applied_by_hand():
     params, carry, rates = PARAMS0, schedule.initial_carry(), []
     for _ in range(4):
         loss, grads = jax.value_and_grad(quadratic)(params)
-        carry, lr = schedule.apply(sp, carry, loss, optax.global_norm(grads))
+        carry, lr = schedule.apply(sp, carry, loss, optax.tree.norm(grads))
         rates.append(float(lr))
         params = jax.tree.map(lambda p, g, lr=lr: p - lr * g, params, grads)
     assert len(set(rates)) > 1  # the trained schedule's rate moves: the test sees its wiring
