@@ -23,9 +23,11 @@ Protocol, fixed before any table was computed:
 
 Run:  python benchmarks/protocol_tables.py --table main          (digits at H; ~25 min on 2 cores)
       python benchmarks/protocol_tables.py --table unseen        (other data sets/architectures)
-      python benchmarks/protocol_tables.py --table horizons      (5x and 10x H on digits)
+      python benchmarks/protocol_tables.py --table horizons --tune-tasks 8 --heldout 50
+                                                    (5x and 10x H on digits; fewer tasks: compute)
       python benchmarks/protocol_tables.py --table sensitivity   (0.3x / 1x / 3x base rates)
       python benchmarks/protocol_tables.py --table main --heldout 10 --tune-tasks 4  (a pilot)
+      python benchmarks/protocol_tables.py --report     (markdown of the saved tables: README)
 """
 
 import argparse
@@ -290,16 +292,130 @@ def run_sensitivity(args):
     return rows
 
 
+def _ci(c):
+    lo, hi = c["geomean_ci"]
+    return f"{c['geomean_ratio']:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def _seeds(result):
+    return sorted(
+        {
+            k.split(" vs ")[0]
+            for k in result["comparisons"]
+            if k.startswith("learned s") and " without " not in k.split(" vs ")[0]
+        }
+    )
+
+
+def report():
+    """Markdown tables of the saved results (what the README quotes)."""
+    load = lambda name: json.load(open(os.path.join(RESULTS, f"{name}.json")))["result"]
+    if os.path.exists(os.path.join(RESULTS, "main.json")):
+        r = load("main")
+        seeds = _seeds(r)
+        print(
+            "Digits, H = 200: geometric mean of per-task test-loss ratios learned / baseline "
+            "[bootstrap 95 % CI], one column per meta-training seed (< 1: learned better)\n"
+        )
+        print("| baseline | tuned | " + " | ".join(seeds) + " |")
+        print("| --- | --- |" + " --- |" * len(seeds))
+        for b, t in r["tuning"].items():
+            tuned = ", ".join(f"{k} {v:.3g} ({t['where'][k]})" for k, v in t["best"].items())
+            row = [_ci(r["comparisons"][f"{sd} vs {b}"]) for sd in seeds]
+            print(f"| {b} | {tuned or 'defaults'} | " + " | ".join(row) + " |")
+        print("\nHeld-out metrics (100 tasks; mean over tasks)\n")
+        print("| method | test loss (geomean) | test loss (mean) | test accuracy | train loss |")
+        print("| --- | --- | --- | --- | --- |")
+        for name, m in r["methods"].items():
+            if " without " in name or name.startswith("replay"):
+                continue
+            acc = (
+                "" if m["test_accuracy_mean"] is None else f"{100 * m['test_accuracy_mean']:.2f} %"
+            )
+            print(
+                f"| {name} | {m['test_loss_geomean']:.4f} | {m['test_loss_mean']:.4f} | {acc} | "
+                f"{m['train_loss_mean']:.2e} |"
+            )
+        o = r["oracle_per_task_best_constant"]
+        print(
+            f"| oracle: per-task best constant | {o['test_loss_geomean']:.4f} | "
+            f"{o['test_loss_mean']:.4f} | | |"
+        )
+        print("\nAblations: each variant / warmup+linear, as above\n")
+        variants = [
+            "learned {}",
+            "replay of mean curve {}",
+            "learned {} without loss",
+            "learned {} without grad_norm",
+            "learned {} without time",
+        ]
+        print("| variant | " + " | ".join(seeds) + " |")
+        print("| --- |" + " --- |" * len(seeds))
+        for v in variants:
+            row = [
+                _ci(r["comparisons"][f"{v.format(sd.split()[1])} vs warmup+linear"]) for sd in seeds
+            ]
+            print(f"| {v.format('sN')} | " + " | ".join(row) + " |")
+        steps = {b: t["inner_steps"] for b, t in r["tuning"].items()}
+        print(
+            f"\nTuning compute (inner steps): {steps}; meta-training per seed: "
+            f"{r['meta_training'][0]['inner_steps_meta_train']} + "
+            f"{r['meta_training'][0]['inner_steps_tune_base_lr']} (base rate)"
+        )
+    for name, title in (("unseen", "Unseen families"), ("horizons", "Digits at longer horizons")):
+        if not os.path.exists(os.path.join(RESULTS, f"{name}.json")):
+            continue
+        r = load(name)
+        print(
+            f"\n{title}: geometric-mean test-loss ratio learned / baseline [95 % CI], "
+            "median over the 5 seeds' point estimates (range)\n"
+        )
+        cells = list(r)
+        baselines = sorted(
+            {k.split(" vs ")[1] for c in cells for k in r[c]["comparisons"]},
+            key=lambda b: (not b.startswith("warmup"), b),
+        )
+        print("| cell | " + " | ".join(baselines) + " |")
+        print("| --- |" + " --- |" * len(baselines))
+        for c in cells:
+            row = []
+            for b in baselines:
+                vals = [v for k, v in r[c]["comparisons"].items() if k.endswith(f" vs {b}")]
+                g = sorted(v["geomean_ratio"] for v in vals)
+                below = sum(v["geomean_ci"][1] < 1.0 for v in vals)
+                above = sum(v["geomean_ci"][0] > 1.0 for v in vals)
+                row.append(
+                    f"{np.median(g):.3f} ({g[0]:.3f}-{g[-1]:.3f}); {below} win, {above} lose"
+                )
+            print(f"| {c} | " + " | ".join(row) + " |")
+    if os.path.exists(os.path.join(RESULTS, "sensitivity.json")):
+        r = load("sensitivity")
+        print(
+            "\nBase-rate sensitivity, digits H = 200: mean test loss at 0.3x / 1x / 3x the "
+            "default rate\n"
+        )
+        print("| method | default | 0.3x | 1x | 3x |")
+        print("| --- | --- | --- | --- | --- |")
+        for name, row in r.items():
+            print(
+                f"| {name} | {row['default']:.3g} | {row['0.3x']:.4f} | {row['1.0x']:.4f} | "
+                f"{row['3.0x']:.4f} |"
+            )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--table", required=True, choices=["main", "unseen", "horizons", "sensitivity"]
-    )
+    parser.add_argument("--table", choices=["main", "unseen", "horizons", "sensitivity"])
+    parser.add_argument("--report", action="store_true", help="markdown of the saved results")
     parser.add_argument("--heldout", type=int, default=100)
     parser.add_argument("--tune-tasks", type=int, default=16)
     parser.add_argument("--families", default=",".join(f for f in FAMILIES if f != "digits"))
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
+    if args.report:
+        return report()
+    if args.table is None:
+        parser.error("give --table or --report")
     t0 = time.perf_counter()
     out = {
         "main": run_main,
