@@ -19,7 +19,9 @@ Protocol, fixed before any table was computed:
   like the baselines' on the tuning tasks); baselines start from a coarser grid (warmup 0/0.1/0.3,
   floor 0/0.1), still extended past any edge optimum; tuning-free rows at their defaults.
 - Horizons 5x and 10x H: warmup + cosine and + linear tuned at that horizon (warmup 0/0.05/0.2,
-  floor 0/0.03/0.3, extended past edges); the schedule is the one meta-trained at H.
+  floor 0/0.03/0.3, extended past edges) on 8 tuning tasks, 50 held-out tasks (compute); the
+  schedule is the one meta-trained at H. Tuning-free rows at their defaults and at the rates
+  calibrated on digits at H (unseen families too).
 
 Run:  python benchmarks/protocol_tables.py --table main          (digits at H; ~25 min on 2 cores)
       python benchmarks/protocol_tables.py --table unseen        (other data sets/architectures)
@@ -111,20 +113,31 @@ FAMILIES = {
 }
 
 
-def tuning_free(horizon, calibrate=True):
-    """The tuning-free optimizers at their defaults and, if `calibrate`, calibrated."""
-    sf_eval = lambda params, state: optax.contrib.schedule_free_eval_params(state, params)
-    makers = {
-        "schedule_free_adamw": (
-            lambda lr: P.Method(optax.contrib.schedule_free_adamw(lr), sf_eval),
-            2.5e-3,
-        ),
-        "prodigy": (lambda lr: P.Method(optax.contrib.prodigy(lr)), 1.0),
-        "dadapt_adamw": (lambda lr: P.Method(optax.contrib.dadapt_adamw(lr)), 1.0),
-        "mechanize(adam)": (lambda lr: P.Method(optax.contrib.mechanize(optax.adam(lr))), 1.0),
-    }
+def _sf_eval(params, state):
+    return optax.contrib.schedule_free_eval_params(state, params)
+
+
+# name -> (rate -> Method, the published default rate).
+TUNING_FREE = {
+    "schedule_free_adamw": (
+        lambda lr: P.Method(optax.contrib.schedule_free_adamw(lr), _sf_eval),
+        2.5e-3,
+    ),
+    "prodigy": (lambda lr: P.Method(optax.contrib.prodigy(lr)), 1.0),
+    "dadapt_adamw": (lambda lr: P.Method(optax.contrib.dadapt_adamw(lr)), 1.0),
+    "mechanize(adam)": (lambda lr: P.Method(optax.contrib.mechanize(optax.adam(lr))), 1.0),
+}
+
+
+def tuning_free(calibrate=True, calibrated_on=None):
+    """The tuning-free optimizers at their defaults and, if `calibrate`, calibrated here.
+
+    `calibrated_on`: a saved main table whose calibrated rates (tuned on the digits tuning tasks,
+    the meta-training family) are added as fixed rows: the same information the learned schedule
+    had.
+    """
     out = {}
-    for name, (make, default) in makers.items():
+    for name, (make, default) in TUNING_FREE.items():
         out[f"{name} (defaults)"] = P.fixed(make(default))
         if calibrate:
             out[f"{name} (calibrated)"] = P.Tunable(
@@ -133,7 +146,15 @@ def tuning_free(horizon, calibrate=True):
                 {"lr": (0.0, np.inf)},
                 frozenset({"lr"}),
             )
+        if calibrated_on is not None:
+            lr = calibrated_on["tuning"][f"{name} (calibrated)"]["best"]["lr"]
+            out[f"{name} (calibrated on digits)"] = P.fixed(make(lr))
     return out
+
+
+def _main_table():
+    path = os.path.join(RESULTS, "main.json")
+    return json.load(open(path))["result"] if os.path.exists(path) else None
 
 
 def schedule_baselines(horizon, warmups=WARMUPS, floors=FLOORS):
@@ -173,7 +194,7 @@ def run_main(args):
     candidates["untrained (constant base_lr)"] = learned(
         LSTMSchedule(base_lr=schedules[0][1]).init_params(jax.random.key(0)), schedules[0][1]
     )
-    baselines = schedule_baselines(H) | tuning_free(H)
+    baselines = schedule_baselines(H) | tuning_free()
     oracle = P.schedule_baseline(INNER, H, "constant", [*PEAKS, 6.4e-2, 1.28e-1], warmups=[0.0])
     res = P.run(
         family,
@@ -227,7 +248,7 @@ def run_unseen(args):
         res = P.run(
             family,
             candidates,
-            baselines | tuning_free(H, calibrate=False),
+            baselines | tuning_free(calibrate=False, calibrated_on=_main_table()),
             tune_keys=tune_keys,
             heldout_keys=heldout,
             horizon=H,
@@ -252,6 +273,7 @@ def run_horizons(args):
         }
         baselines = schedule_baselines(h, warmups=(0.0, 0.05, 0.2), floors=(0.0, 0.03, 0.3))
         del baselines["warmup+constant"]  # compute: the two decays issue 13 names
+        baselines |= tuning_free(calibrate=False, calibrated_on=_main_table())
         res = P.run(
             family, candidates, baselines, tune_keys=tune_keys, heldout_keys=heldout, horizon=h
         )
@@ -265,17 +287,8 @@ def run_sensitivity(args):
     schedules = load_schedules()
     heldout = meta.task_keys(HELDOUT_ROOT, args.heldout)
     rows = {}
-    sf_eval = lambda params, state: optax.contrib.schedule_free_eval_params(state, params)
-    makers = {
-        "schedule_free_adamw": (
-            lambda lr: P.Method(optax.contrib.schedule_free_adamw(lr), sf_eval),
-            2.5e-3,
-        ),
-        "prodigy": (lambda lr: P.Method(optax.contrib.prodigy(lr)), 1.0),
-        "dadapt_adamw": (lambda lr: P.Method(optax.contrib.dadapt_adamw(lr)), 1.0),
-        "mechanize(adam)": (lambda lr: P.Method(optax.contrib.mechanize(optax.adam(lr))), 1.0),
-        "adam (constant)": (lambda lr: P.Method(optax.adam(lr)), 1e-3),
-    }
+    makers = dict(TUNING_FREE)
+    makers["adam (constant)"] = (lambda lr: P.Method(optax.adam(lr)), 1e-3)
     for seed, base, params, _ in schedules[:1]:
         makers[f"learned s{seed}"] = (lambda lr, params=params: P.Method(learned(params, lr)), base)
     for name, (make, default) in makers.items():
