@@ -65,7 +65,8 @@ class LookaheadState(NamedTuple):
 
 def _slow_target(u, p, s, alpha):
     """phi + alpha (theta + u - phi): the new slow weights, in the widest of the three dtypes."""
-    dtype = jnp.promote_types(jnp.promote_types(u.dtype, p.dtype), s.dtype)
+    # result_type canonicalises: a NumPy float64 param is float32 to JAX without x64.
+    dtype = jnp.result_type(u, p, s)
     s_wide = s.astype(dtype)
     return s_wide + jnp.asarray(alpha, dtype) * (p.astype(dtype) + u.astype(dtype) - s_wide)
 
