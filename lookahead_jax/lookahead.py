@@ -195,6 +195,9 @@ def lookahead(
             )
         checks.like_params("lookahead", updates, params)
         fast_updates, inner_state = inner.update(updates, state.inner_state, params, **extra_args)
+        # As JAX arrays: an eager NumPy float64 leaf is float32 to JAX without x64, and casting
+        # to its NumPy dtype would ask for float64.
+        fast_updates, params = jax.tree.map(jnp.asarray, (fast_updates, params))
         count = jnp.where(state.count >= wrap_at, state.count - k + 1, state.count + 1)
         sync = count % k == 0
         # The syncs done before this one; clamped so a schedule never sees -1 (off-sync steps
