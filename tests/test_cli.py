@@ -203,7 +203,7 @@ def test_meta_train_then_meta_eval(tmp_path):
     assert report["num_heldout_tasks"] == 6 and report["horizon"] == 20
     assert set(report["tuning"]) == baselines
     for t in report["tuning"].values():
-        assert set(t["where"].values()) <= {"inside", "natural bound", "edge"}
+        assert set(t["where"].values()) <= {"inside", "natural bound", "upper bound", "edge"}
     for b in baselines:
         c = report["comparisons"][f"learned vs {b}"]
         assert c["num_tasks"] + c["ties"] == 6

@@ -92,6 +92,10 @@ def test_tune_reports_a_natural_bound_and_an_unextended_edge():
     )
     result = P.tune(family, tunable, keys, horizon)
     assert result.best["warmup"] == 0.0 and result.where["warmup"] == "natural bound"
+    capped = P.Tunable(
+        lambda hp: P.Method(optax.sgd(hp["lr"])), {"lr": [0.3, 0.6]}, {"lr": (0.0, 0.6)}
+    )
+    assert P.tune(family, capped, keys, horizon).where == {"lr": "upper bound"}
     low = P.schedule_baseline(inner, horizon, "constant", peaks=[1e-3, 2e-3], warmups=[0.0])
     stuck = P.tune(family, low, keys, horizon, max_extensions=0)
     assert stuck.where["peak"] == "edge" and stuck.grid["peak"] == [1e-3, 2e-3]

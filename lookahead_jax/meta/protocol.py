@@ -141,7 +141,7 @@ def schedule_baseline(
     """A warmup + `decay` schedule on a unit-rate `inner` optimizer, tuned over peak/warmup/floor.
 
     The constant schedule tunes no floor (it has none). Peaks extend geometrically past an edge
-    optimum; warmup extends up to 0.9 of the horizon; floor is bounded by [0, 1].
+    optimum; warmup extends up to 0.99 of the horizon; floor is bounded by [0, 1].
 
     Example:
       >>> import optax
@@ -161,7 +161,7 @@ def schedule_baseline(
         return Method(optax.chain(inner, optax.scale_by_schedule(sched)))
 
     grid = {"peak": list(peaks), "warmup": list(warmups)}
-    bounds = {"peak": (0.0, math.inf), "warmup": (0.0, 0.9)}
+    bounds = {"peak": (0.0, math.inf), "warmup": (0.0, 0.99)}
     if decay != "constant":
         grid["floor"] = list(floors)
         bounds["floor"] = (0.0, 1.0)
@@ -268,7 +268,10 @@ class TuneResult(NamedTuple):
 
     best: dict[str, float]  # the chosen hyperparameters
     grid: dict[str, list[float]]  # the final grid (after any extensions)
-    where: dict[str, str]  # per name: "inside", "natural bound" or "edge" (extensions ran out)
+    # Per name: "inside"; "natural bound" (the optimum is the lowest value the hyperparameter can
+    # take, e.g. warmup 0, floor 0); "upper bound" (the highest, e.g. warmup 0.99 of the horizon);
+    # "edge" (on a grid edge that is no bound: the extensions ran out); "fixed" (one value).
+    where: dict[str, str]
     scores: dict[tuple[float, ...], float]  # grid point -> mean log test loss on tuning tasks
     inner_steps: int  # tasks x horizon x grid points evaluated
     seconds: float  # wall time, compilation included
@@ -344,8 +347,10 @@ def tune(
             lo, hi = tunable.bounds.get(n, (-math.inf, math.inf))
             if len(values) == 1 or values[0] < v < values[-1]:
                 where[n] = "inside" if len(values) > 1 else "fixed"
-            elif (v == values[0] and v <= lo) or (v == values[-1] and v >= hi):
+            elif v == values[0] and v <= lo:
                 where[n] = "natural bound"
+            elif v == values[-1] and v >= hi:
+                where[n] = "upper bound"
             else:
                 where[n] = "edge"
                 if attempt < max_extensions:
