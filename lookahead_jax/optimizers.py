@@ -176,6 +176,9 @@ def _elementwise(
 
     def init_fn(params: optax.Params) -> Any:
         checks.float_params(caller, params, complex_ok=complex_ok)
+        # As JAX arrays: a NumPy float64 param is float32 to JAX without x64 (asking for its
+        # NumPy dtype would ask for float64).
+        params = jax.tree.map(jnp.asarray, params)
         # A fresh buffer per leaf, never aliasing the params, so both can be donated; built from
         # the param with *_like, so it keeps the param's sharding.
         fields = {
@@ -191,6 +194,7 @@ def _elementwise(
         if needs_params:
             checks.require_params(caller, params, "for weight decay")
         checks.like_params(caller, updates, params)
+        updates, params = jax.tree.map(jnp.asarray, (updates, params))
         ref = updates if params is None else params
         leaves = jax.tree.leaves(ref)
         sdt = _compute_dtype(*leaves) if leaves else jnp.dtype(jnp.float32)

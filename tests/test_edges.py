@@ -513,3 +513,34 @@ def test_dtype_matrix(name, param_dtype, grad_dtype):
             if not close(o, r)
         ]
         assert not bad, [jax.tree_util.keystr(p) for p in bad]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: lj.adamw(1e-2),
+        lambda: lj.sgd(0.1, momentum=0.9),
+        lambda: lj.rmsprop(0.1),
+        lambda: lj.adagrad(0.1),
+        lambda: lj.bert_adamw(0.1),
+        lambda: lj.lookahead(lj.adamw(0.1), sync_period=2),
+        lambda: lj.lookahead(optax.adam(0.1), sync_period=2, slow_layout="flat"),
+    ],
+)
+def test_eager_numpy_float64_leaves_without_x64(make):
+    # NumPy float64 arrays are float32 to JAX without x64: no float64 is asked for (which JAX
+    # warns about, an error under this suite's filterwarnings), and the step is float32's.
+    params, grads = {"x": np.array([3.0, 1.0])}, {"x": np.array([2.0, 1.0])}
+    tx = make()
+    state = tx.init(params)
+    for _ in range(2):
+        updates, state = tx.update(grads, state, params)
+    assert updates["x"].dtype == jnp.float32
+    ref_state = tx.init(jax.tree.map(lambda a: a.astype(np.float32), params))
+    for _ in range(2):
+        ref, ref_state = tx.update(
+            jax.tree.map(lambda a: a.astype(np.float32), grads),
+            ref_state,
+            jax.tree.map(lambda a: a.astype(np.float32), params),
+        )
+    np.testing.assert_array_equal(updates["x"], ref["x"])
