@@ -29,6 +29,7 @@ Run:  python benchmarks/protocol_tables.py --table main          (digits at H; ~
                                                     (5x and 10x H on digits; fewer tasks: compute)
       python benchmarks/protocol_tables.py --table sensitivity   (0.3x / 1x / 3x base rates)
       python benchmarks/protocol_tables.py --table main --heldout 10 --tune-tasks 4  (a pilot)
+      python benchmarks/protocol_tables.py --table overhead      (per-step time of the schedule)
       python benchmarks/protocol_tables.py --report     (markdown of the saved tables: README)
 """
 
@@ -305,6 +306,52 @@ def run_sensitivity(args):
     return rows
 
 
+def run_overhead(args):
+    """Per-step wall time of a jitted digits train step: the learned schedule vs fixed ones."""
+    from lookahead_jax.cli import timing
+
+    family = FAMILIES["digits"]()
+    task = family(meta.task_keys(HELDOUT_ROOT, 1)[0])
+    _, base, params, _ = load_schedules()[0]
+    txs = {
+        "adam, constant rate": optax.adam(base),
+        "adam, warmup+linear": optax.chain(
+            INNER, optax.scale_by_schedule(P.warmup_decay_schedule(base, 0.1, 0.1, H, "linear"))
+        ),
+        "adam, learned schedule": learned(params, base),
+    }
+
+    class Runner:
+        def __init__(self, tx):
+            tx = optax.with_extra_args_support(tx)
+
+            def step(p, s, key):
+                loss, g = jax.value_and_grad(task.loss)(p, task.sample_batch(key))
+                u, s = tx.update(g, s, p, value=loss)
+                return optax.apply_updates(p, u), s
+
+            self.step = jax.jit(step, donate_argnums=(0, 1))
+            p0 = task.init_params(jax.random.key(0))
+            self.carry = (p0, tx.init(p0))
+            self.key = jax.random.key(1)
+
+        def __call__(self, steps):
+            p, s = self.carry
+            for _ in range(steps):
+                p, s = self.step(p, s, self.key)
+            jax.block_until_ready((p, s))
+            self.carry = (p, s)
+
+    medians = timing.time_interleaved(
+        {name: Runner(tx) for name, tx in txs.items()}, rounds=15, steps_per_round=200
+    )
+    ref = medians["adam, constant rate"]
+    out = {name: {"ms": t * 1e3, "ratio": t / ref} for name, t in medians.items()}
+    for name, row in out.items():
+        print(f"  {name:26s} {row['ms']:.4f} ms/step  {row['ratio']:.2f}x")
+    return out
+
+
 def _ci(c):
     lo, hi = c["geomean_ci"]
     return f"{c['geomean_ratio']:.3f} [{lo:.3f}, {hi:.3f}]"
@@ -401,6 +448,12 @@ def report():
                     f"{np.median(g):.3f} ({g[0]:.3f}-{g[-1]:.3f}); {below} win, {above} lose"
                 )
             print(f"| {c} | " + " | ".join(row) + " |")
+    if os.path.exists(os.path.join(RESULTS, "overhead.json")):
+        print("\nPer-step time of a jitted digits train step (batch 128)\n")
+        print("| step | ms | vs constant |")
+        print("| --- | --- | --- |")
+        for name, row in load("overhead").items():
+            print(f"| {name} | {row['ms']:.4f} | {row['ratio']:.2f}x |")
     if os.path.exists(os.path.join(RESULTS, "sensitivity.json")):
         r = load("sensitivity")
         print(
@@ -418,7 +471,9 @@ def report():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--table", choices=["main", "unseen", "horizons", "sensitivity"])
+    parser.add_argument(
+        "--table", choices=["main", "unseen", "horizons", "sensitivity", "overhead"]
+    )
     parser.add_argument("--report", action="store_true", help="markdown of the saved results")
     parser.add_argument("--heldout", type=int, default=100)
     parser.add_argument("--tune-tasks", type=int, default=16)
@@ -435,6 +490,7 @@ def main():
         "unseen": run_unseen,
         "horizons": run_horizons,
         "sensitivity": run_sensitivity,
+        "overhead": run_overhead,
     }[args.table](args)
     record = {
         "args": vars(args),
