@@ -149,7 +149,13 @@ def stats(x):
 
 
 def compare(family, inner, grid, horizon, schedule, schedule_params, tune_keys, heldout_keys):
-    """Tunes baselines at `horizon` on `tune_keys` and evaluates all methods on `heldout_keys`."""
+    """Tunes baselines at `horizon` on `tune_keys` and evaluates all methods on `heldout_keys`.
+
+    0.1's coarse comparison (a constant and a no-warmup cosine tuned on a log grid, judged on the
+    final *training* loss), kept for its callers. It is weak evidence: use
+    `lookahead_jax.meta.protocol.run`, which tunes warmup + decay schedules on checked grids and
+    judges test loss per task with bootstrap intervals.
+    """
     lr_c, lr_cos, const_curve, cos_curve = tune(family, inner, grid, tune_keys, horizon)
     keys = heldout_keys
     n_heldout = len(heldout_keys)
