@@ -104,9 +104,9 @@ def _digits(hidden=(32,), activation=jnp.tanh):
 
 FAMILIES = {
     "digits": lambda: _digits(),
-    "digits, 2x64 tanh": lambda: _digits((64, 64)),
-    "digits, 32 relu": lambda: _digits(activation=jax.nn.relu),
-    "digits, 128 tanh": lambda: _digits((128,)),
+    "digits 2x64 tanh": lambda: _digits((64, 64)),
+    "digits 32 relu": lambda: _digits(activation=jax.nn.relu),
+    "digits 128 tanh": lambda: _digits((128,)),
     "wine": lambda: _table_family("wine", 100, 32),
     "breast_cancer": lambda: _table_family("breast_cancer", 300, 64),
     "iris": lambda: _table_family("iris", 90, 32),
