@@ -256,6 +256,7 @@ def run_unseen(args):
         )
         print(f"\n=== {fam_name} (learned base_lr {base:.3g}, {const.where})")
         out[fam_name] = summarise(res, {"learned_base_lr": base, "base_lr_where": const.where})
+        _save(args, out, partial=True)  # each family as it finishes: the run is long
     return out
 
 
@@ -469,6 +470,22 @@ def report():
             )
 
 
+def _save(args, out, partial=False, wall_s=None):
+    record = {
+        "args": vars(args),
+        "partial": partial,
+        "wall_s": wall_s,
+        "jax": jax.__version__,
+        "optax": optax.__version__,
+        "result": out,
+    }
+    path = os.path.join(RESULTS, f"{args.table}{args.tag}.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(record, f, indent=1, default=float)
+    os.replace(path + ".tmp", path)
+    return path
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -492,18 +509,8 @@ def main():
         "sensitivity": run_sensitivity,
         "overhead": run_overhead,
     }[args.table](args)
-    record = {
-        "args": vars(args),
-        "wall_s": time.perf_counter() - t0,
-        "jax": jax.__version__,
-        "optax": optax.__version__,
-        "result": out,
-    }
-    path = os.path.join(RESULTS, f"{args.table}{args.tag}.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(record, f, indent=1, default=float)
-    os.replace(path + ".tmp", path)
-    print(f"\nwrote {path} ({record['wall_s']:.0f} s)")
+    wall_s = time.perf_counter() - t0
+    print(f"\nwrote {_save(args, out, wall_s=wall_s)} ({wall_s:.0f} s)")
 
 
 if __name__ == "__main__":
