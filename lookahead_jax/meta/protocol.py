@@ -57,13 +57,12 @@ class Method(NamedTuple):
 class Tunable(NamedTuple):
     """A family of methods over a grid of hyperparameters, tuned by `tune`.
 
-    Attributes:
-      make: hyperparameters (a dict of scalars, traced during tuning) -> `Method`.
-      grid: name -> the values to try (a product grid over all names); an empty dict is a method
-        with nothing to tune (e.g. a tuning-free optimizer at its published defaults).
-      bounds: name -> (lowest, highest) value the hyperparameter can take. An optimum on a grid
-        edge equal to its bound is at a natural bound; any other edge optimum extends the grid.
-      log_scale: names whose grid extends geometrically (rates), the others arithmetically.
+    `make` maps hyperparameters (a dict of scalars, traced during tuning) to a `Method`. `grid`
+    maps each name to the values to try (a product grid over all names); an empty dict is a
+    method with nothing to tune (e.g. a tuning-free optimizer at its published defaults).
+    `bounds` maps a name to the (lowest, highest) value it can take: an optimum on a grid edge
+    equal to its bound is reported as at that bound, any other edge optimum extends the grid.
+    Names in `log_scale` (rates) extend geometrically, the others arithmetically.
     """
 
     make: Callable[[Mapping[str, jax.Array]], Method]
