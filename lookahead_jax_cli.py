@@ -6,7 +6,9 @@ import sys
 
 def main() -> int:
     """Entry point of the `lookahead-jax` console script."""
-    from signal import SIG_IGN, SIGINT, getsignal, signal
+    # `_signal`, the C module under `signal`: importing `signal` builds its enums first, a window
+    # of milliseconds in which a Ctrl-C would still be Python's KeyboardInterrupt (seen in CI).
+    from _signal import SIG_IGN, SIGINT, getsignal, signal
 
     if getsignal(SIGINT) is not SIG_IGN:  # an ignored SIGINT (nohup, `&`) stays ignored
 
