@@ -282,7 +282,7 @@ def evaluate_schedule(family, inner, peaks, horizon, schedule, params, n_tune, n
         sched = protocol.warmup_decay_schedule(
             t.best["peak"], t.best["warmup"], t.best.get("floor", 0.0), horizon, decay
         )
-        lrs[name] = np.asarray([float(sched(i)) for i in range(horizon)])
+        lrs[name] = np.asarray(sched(np.arange(horizon)))  # element-wise: one call
     return summary, lrs
 
 
