@@ -31,6 +31,9 @@ class ScheduleCarry(NamedTuple):
     log_loss_init: jax.Array  # shape=(): log of the first finite loss
     log_gnorm_avg: jax.Array  # shape=(): running average of log(gradient norm)
     log_gnorm_init: jax.Array  # shape=(): log of the first finite gradient norm
+    # shape=(): 1 / horizon, 0 when the horizon is unknown. A carry field (not only the module
+    # attribute) so that meta-training can hide the horizon from some tasks of a batch.
+    inv_horizon: jax.Array
 
 
 class LSTMSchedule(nn.Module):
@@ -44,7 +47,10 @@ class LSTMSchedule(nn.Module):
     - a flag that is 1 when the loss or gradient norm is not finite (those features are then set
       to :math:`+c`, and the running statistics skip the step, so a NaN or infinite loss never
       reaches the carry);
-    - the step as :math:`\tfrac14 \log(t+1)`, :math:`\sin\log(t+1)`, :math:`\cos\log(t+1)`.
+    - the step as :math:`\tfrac14 \log(t+1)`, :math:`\sin\log(t+1)`, :math:`\cos\log(t+1)`;
+    - with ``progress_features=True``, the training progress :math:`t/T` for a known horizon
+      :math:`T` (``horizon``) and a flag that is 1 when the horizon is known (both 0 when
+      ``horizon`` is None), so one set of params serves runs with and without a horizon.
 
     and emits :math:`\eta_t` through a smooth map that is bounded in log space,
 
@@ -66,8 +72,12 @@ class LSTMSchedule(nn.Module):
       avg_decay: decay of the running averages of log-loss and log-gradient-norm, in [0, 1).
       drop_features: feature groups fed as zeros, for ablations: any of ``"loss"`` (the two loss
         ratios), ``"grad_norm"`` (the three gradient-norm features), ``"nonfinite"`` (the flag)
-        and ``"time"`` (the three step features). The params keep their shapes, so a trained
-        schedule can be evaluated with a group removed.
+        ``"time"`` (the three step features) and ``"progress"`` (the two horizon features). The
+        params keep their shapes, so a trained schedule can be evaluated with a group removed.
+      horizon: the number of training steps, when known (read only with
+        ``progress_features``).
+      progress_features: add the two progress features (2 more LSTM inputs: params trained
+        without them do not fit a schedule with them, and vice versa).
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -87,14 +97,16 @@ class LSTMSchedule(nn.Module):
     feature_clip: float = 5.0
     avg_decay: float = 0.9
     drop_features: tuple[str, ...] = ()
+    horizon: int | None = None
+    progress_features: bool = False
 
-    num_features = 10
-    # Feature group -> its indices in the feature vector (the last one, a constant 1, is a bias).
+    # Feature group -> its indices in the feature vector (index 9, a constant 1, is a bias).
     FEATURE_GROUPS: ClassVar[dict[str, tuple[int, ...]]] = {
         "loss": (0, 1),
         "grad_norm": (2, 3, 4),
         "nonfinite": (5,),
         "time": (6, 7, 8),
+        "progress": (10, 11),
     }
 
     def __post_init__(self) -> None:
@@ -114,6 +126,8 @@ class LSTMSchedule(nn.Module):
             )
         checks.integer("LSTMSchedule", "hidden_size", self.hidden_size, 1)
         checks.in_unit_interval("LSTMSchedule", "avg_decay", self.avg_decay)
+        if self.horizon is not None:
+            checks.integer("LSTMSchedule", "horizon", self.horizon, 1)
         unknown = [g for g in self.drop_features if g not in self.FEATURE_GROUPS]
         if isinstance(self.drop_features, str) or unknown:
             raise ValueError(
@@ -121,6 +135,11 @@ class LSTMSchedule(nn.Module):
                 f"got drop_features={self.drop_features!r}"
             )
         super().__post_init__()
+
+    @property
+    def num_features(self) -> int:
+        """Length of the LSTM's input vector: 10, or 12 with ``progress_features``."""
+        return 12 if self.progress_features else 10
 
     @property
     def lr_bounds(self) -> tuple[float, float]:
@@ -136,8 +155,17 @@ class LSTMSchedule(nn.Module):
         vector = lambda: jnp.zeros([self.hidden_size], dtype)
         scalar = lambda: jnp.zeros([], dtype)
         count = lambda: jnp.zeros([], jnp.int32)
+        inv_horizon = jnp.asarray(0.0 if self.horizon is None else 1.0 / self.horizon, dtype)
         return ScheduleCarry(
-            vector(), vector(), count(), count(), scalar(), scalar(), scalar(), scalar()
+            vector(),
+            vector(),
+            count(),
+            count(),
+            scalar(),
+            scalar(),
+            scalar(),
+            scalar(),
+            inv_horizon,
         )
 
     def init_params(self, key: jax.Array) -> Any:
@@ -185,6 +213,13 @@ class LSTMSchedule(nn.Module):
         raw_gnorm = jnp.where(gnorm_ok, jnp.clip(0.25 * log_gnorm, -clip, clip), clip)
         bad = (~both_ok).astype(dtype)
         log_t = jnp.log1p(carry.count.astype(dtype))
+        progress = []
+        if self.progress_features:
+            inv_h = carry.inv_horizon.astype(dtype)
+            progress = [
+                jnp.clip(carry.count.astype(dtype) * inv_h, 0.0, clip),
+                (inv_h > 0).astype(dtype),
+            ]
         feats = jnp.stack(
             [
                 l_avg,
@@ -197,6 +232,7 @@ class LSTMSchedule(nn.Module):
                 jnp.sin(log_t),
                 jnp.cos(log_t),
                 jnp.ones([], dtype),
+                *progress,
             ]
         )
         if self.drop_features:

@@ -171,7 +171,7 @@ def test_features_are_clipped_and_scale_free():
     carry = schedule.initial_carry()
     feats, carry = schedule.features(carry, jnp.float32(1.0), jnp.float32(1.0))
     feats, _ = schedule.features(carry, jnp.float32(1e9), jnp.float32(1e-9))
-    assert feats.shape == (LSTMSchedule.num_features,)
+    assert feats.shape == (schedule.num_features,) == (10,)
     assert bool(jnp.all(jnp.abs(feats) <= 3.0))
     # Scaling loss and gradient norm of a whole trajectory leaves the relative features alone.
     trajectories = []
@@ -410,3 +410,34 @@ def test_extra_args_train_state():
     loss, grads = jax.value_and_grad(quadratic)(state.params)
     state = state.apply_gradients(grads=grads, value=loss, apply_fn=None)
     assert state.apply_fn is None
+
+
+def test_progress_features_read_t_over_the_horizon_and_a_known_flag():
+    known = LSTMSchedule(base_lr=BASE_LR, progress_features=True, horizon=50)
+    unknown = LSTMSchedule(base_lr=BASE_LR, progress_features=True)
+    assert known.num_features == unknown.num_features == 12
+    for schedule, expected in (
+        (known, [[0.0, 1.0], [0.02, 1.0], [0.04, 1.0]]),
+        (unknown, [[0, 0]] * 3),
+    ):
+        carry = schedule.initial_carry()
+        got = []
+        for _ in range(3):
+            feats, carry = schedule.features(carry, jnp.float32(1.0), jnp.float32(1.0))
+            got.append(np.asarray(feats[10:]))
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+    dropped = LSTMSchedule(
+        base_lr=BASE_LR, progress_features=True, horizon=50, drop_features=("progress",)
+    )
+    feats, carry = dropped.features(dropped.initial_carry(), jnp.float32(1.0), jnp.float32(1.0))
+    feats, _ = dropped.features(carry, jnp.float32(1.0), jnp.float32(1.0))
+    np.testing.assert_array_equal(feats[10:], [0.0, 0.0])
+    # The LSTM reads all 12: params of a 10-feature schedule do not fit.
+    params = known.init_params(jax.random.key(0))
+    assert params["params"]["lstm"]["ii"]["kernel"].shape[0] == 12
+
+
+@pytest.mark.parametrize("horizon", [0, -3, 2.5])
+def test_bad_horizon_raises(horizon):
+    with pytest.raises((ValueError, TypeError), match="horizon"):
+        LSTMSchedule(base_lr=BASE_LR, progress_features=True, horizon=horizon)

@@ -390,3 +390,129 @@ def test_invalid_arguments_raise():
         meta.quadratic_family(max_condition=0.5)
     with pytest.raises(ValueError, match="num_train"):
         digits_mlp_family(num_train=0)
+
+
+SMALL_REG = meta.regression_family(hidden=(4,), num_train=16, batch_size=8, num_test=16)
+
+
+def test_hide_horizon_hides_it_from_that_fraction_of_tasks():
+    schedule = LSTMSchedule(base_lr=0.1, progress_features=True, horizon=40)
+    mp = {"schedule": schedule.init_params(jax.random.key(0))}
+    keys = meta.task_keys(0, 64)
+    inv = lambda hide: np.asarray(
+        meta.fresh_states(QUAD, schedule, SGD, mp, keys, hide).opt_state.carry.inv_horizon
+    )
+    np.testing.assert_array_equal(inv(0.0), np.full(64, 1 / 40, np.float32))
+    assert np.all(inv(1.0) == 0.0)
+    half = inv(0.5)
+    assert set(np.unique(half)) == {0.0, np.float32(1 / 40)}
+    assert 16 <= np.sum(half == 0) <= 48
+
+
+def test_rate_scaled_family_rescales_adams_rate_not_the_loss():
+    scaled = meta.rate_scaled_family(SMALL_REG, (2.5, 2.5))
+    key, k_init = jax.random.key(3), jax.random.key(4)
+    task, task_s = SMALL_REG(key), scaled(key)
+    theta0, q0 = task.init_params(k_init), task_s.init_params(k_init)
+    chex_close = lambda a, b: jax.tree.map(
+        lambda x, y: np.testing.assert_allclose(x, y, rtol=2e-4, atol=1e-6), a, b
+    )
+    chex_close(jax.tree.map(lambda q: 2.5 * q, q0), theta0)
+    np.testing.assert_allclose(task_s.test_loss(q0), task.test_loss(theta0), rtol=1e-6)
+
+    def train(t, params, tx):
+        state = tx.init(params)
+        for i in range(5):
+            g = jax.grad(t.loss)(params, t.sample_batch(jax.random.key(i)))
+            u, state = tx.update(g, state, params)
+            params = optax.apply_updates(params, u)
+        return params
+
+    # Adam with rate 0.01 on q = theta / 2.5 is Adam with rate 0.025 on theta.
+    q = train(task_s, q0, optax.adam(0.01, eps=1e-12))
+    theta = train(task, theta0, optax.adam(0.025, eps=1e-12))
+    chex_close(jax.tree.map(lambda x: 2.5 * x, q), theta)
+    # ...and not the same rate on theta (the test can tell the two apart).
+    theta_same = train(task, theta0, optax.adam(0.01, eps=1e-12))
+    assert not np.allclose(
+        theta_same["params"]["Dense_0"]["kernel"], theta["params"]["Dense_0"]["kernel"], rtol=1e-3
+    )
+    with pytest.raises(ValueError, match="scale_range"):
+        meta.rate_scaled_family(SMALL_REG, (3.0, 1.0))
+    with pytest.raises(ValueError, match=r"scale_range\[0\]"):
+        meta.rate_scaled_family(SMALL_REG, (0.0, 1.0))
+
+
+def test_final_log_test_loss_objective_scores_the_held_out_split():
+    schedule = LSTMSchedule(base_lr=0.05)
+    mp = {"schedule": schedule_params(schedule)}
+    inner = optax.adam(1.0, eps_root=1e-8)
+    tx = learned_schedule(inner, schedule, mp["schedule"])
+    state = meta.fresh_state(SMALL_REG, tx, jax.random.key(5), None)
+    loss, new = meta.truncation_loss(
+        mp, state, SMALL_REG, schedule, inner, 6, objective="final_log_test_loss"
+    )
+    task = SMALL_REG(state.task_key)
+    expected = np.log(task.test_loss(new.params)) - np.log(task.test_loss(state.params))
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+    # Not the training-loss objective: the two differ on this task.
+    train_obj, _ = meta.truncation_loss(
+        mp, state, SMALL_REG, schedule, inner, 6, objective="final_log_loss"
+    )
+    assert abs(float(train_obj) - float(loss)) > 1e-3
+    with pytest.raises(ValueError, match="test_loss"):
+        meta.truncation_loss(
+            mp,
+            fresh_state(QUAD, schedule, mp),
+            QUAD,
+            schedule,
+            SGD,
+            2,
+            objective="final_log_test_loss",
+        )
+
+
+def test_meta_train_on_a_mixture_takes_its_steps_round_robin():
+    """Step 0 trains on the first family, step 1 on the second (checked by recomputing both)."""
+    schedule = LSTMSchedule(base_lr=0.05)
+    inner = optax.adam(1.0, eps_root=1e-8)
+    families = [QUAD, SMALL_REG]
+    key = jax.random.key(11)
+    kw = dict(key=key, num_meta_steps=2, horizon=4, num_tasks=2, meta_optimizer=optax.sgd(0.0))
+    result = meta.meta_train(families, schedule, inner, **kw)
+    k_sched, _, _, k_tasks, _ = jax.random.split(key, 5)
+    mp = {"schedule": schedule.init_params(k_sched)}
+    for j, family in enumerate(families):
+        slots = meta.init_slots(
+            family,
+            schedule,
+            inner,
+            mp,
+            k_tasks if j == 0 else jax.random.fold_in(k_tasks, j),
+            num_tasks=2,
+            horizon=4,
+            unroll_length=4,
+        )
+        loss, _, _ = meta.meta_gradient(mp, slots, family, schedule, inner, 4)
+        np.testing.assert_allclose(result.history[j], loss, rtol=1e-5)
+    single = meta.meta_train(QUAD, schedule, inner, **kw)
+    assert abs(single.history[1] - result.history[1]) > 1e-3
+    with pytest.raises(ValueError, match="learn_init"):
+        meta.meta_train(families, schedule, inner, **kw, learn_init=True)
+    with pytest.raises(ValueError, match="hide_horizon"):
+        meta.meta_train(QUAD, schedule, inner, **kw, hide_horizon=1.5)
+    with pytest.raises(TypeError, match="family"):
+        meta.meta_train([], schedule, inner, **kw)
+
+
+def test_tune_on_several_families_averages_their_scores():
+    tunable = meta.protocol.schedule_baseline(
+        optax.adam(1.0), 5, "constant", [0.01, 0.1], warmups=[0.0]
+    )
+    keys = meta.task_keys(1, 3)
+    a = meta.protocol.tune(QUAD, tunable, keys, 5, max_extensions=0)
+    b = meta.protocol.tune(SMALL_REG, tunable, keys, 5, max_extensions=0)
+    both = meta.protocol.tune([QUAD, SMALL_REG], tunable, keys, 5, max_extensions=0)
+    for point, score in both.scores.items():
+        np.testing.assert_allclose(score, (a.scores[point] + b.scores[point]) / 2, rtol=1e-9)
+    assert both.inner_steps == a.inner_steps + b.inner_steps

@@ -33,6 +33,7 @@ from lookahead_jax.meta.tasks import (
     classification_family,
     mlp_family,
     quadratic_family,
+    rate_scaled_family,
     regression_family,
 )
 from lookahead_jax.meta.training import MetaTrainResult, meta_train
@@ -74,6 +75,7 @@ __all__ = [
     "mlp_family",
     "protocol",
     "quadratic_family",
+    "rate_scaled_family",
     "regression_family",
     "stats",
     "task_keys",

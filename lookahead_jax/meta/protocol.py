@@ -295,7 +295,7 @@ def _extend(values: list[float], at_top: bool, log: bool, bound: float) -> list[
 
 
 def tune(
-    family: TaskFamily,
+    family: TaskFamily | Sequence[TaskFamily],
     tunable: Tunable,
     task_keys: jax.Array,
     horizon: int,
@@ -310,9 +310,10 @@ def tune(
     `max_extensions` times; `TuneResult.where` says where each chosen value ended up.
 
     Args:
-      family: task key -> `Task`.
+      family: task key -> `Task`; or a sequence of families, whose scores are averaged (one
+        setting tuned for a mixture, e.g. the families a schedule was meta-trained on).
       tunable: the `Tunable` to tune.
-      task_keys: tuning tasks (never the held-out ones).
+      task_keys: tuning tasks (never the held-out ones), used for each family.
       horizon: training steps per task.
       max_extensions: how many times a grid may be extended.
 
@@ -329,16 +330,26 @@ def tune(
     steps = 0
     n_tasks = len(task_keys)
 
+    families = list(family) if isinstance(family, Sequence) else [family]
+
     def evaluate(points):
         if points:
-            test = _grid_test_losses(family, tunable, names, points, task_keys, horizon)
-            scores.update((p, _log_score(row)) for p, row in zip(points, test, strict=True))
+            per_family = [
+                [
+                    _log_score(row)
+                    for row in _grid_test_losses(f, tunable, names, points, task_keys, horizon)
+                ]
+                for f in families
+            ]
+            scores.update(
+                (p, float(np.mean([s[i] for s in per_family]))) for i, p in enumerate(points)
+            )
 
     where: dict[str, str] = {}
     for attempt in range(max_extensions + 1):
         todo = [p for p in itertools.product(*(grid[n] for n in names)) if p not in scores]
         evaluate(todo)
-        steps += len(todo) * n_tasks * horizon
+        steps += len(todo) * n_tasks * horizon * len(families)
         best_point = min(itertools.product(*(grid[n] for n in names)), key=lambda p: scores[p])
         extended = False
         for i, n in enumerate(names):

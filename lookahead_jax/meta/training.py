@@ -19,7 +19,7 @@ meta-gradient is clipped before the meta-optimizer step.
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -64,6 +64,7 @@ class _InnerLoop(NamedTuple):
     objective: str
     remat: bool
     first_order: bool
+    hide_horizon: float = 0.0
 
     def meta_gradient(self, meta_params: MetaParams, states: InnerState):
         return meta_gradient(
@@ -79,7 +80,9 @@ class _InnerLoop(NamedTuple):
         )
 
     def fresh(self, meta_params: MetaParams, task_keys: jax.Array) -> InnerState:
-        return fresh_states(self.family, self.schedule, self.inner, meta_params, task_keys)
+        return fresh_states(
+            self.family, self.schedule, self.inner, meta_params, task_keys, self.hide_horizon
+        )
 
 
 class _TaskSharding:
@@ -139,11 +142,13 @@ def _meta_step(
 
 
 class _EarlyStopping:
-    """Validation meta-loss of fresh tasks over the whole horizon; keeps the best meta-params."""
+    """Validation meta-loss of fresh tasks over the whole horizon; keeps the best meta-params.
 
-    def __init__(self, loop: _InnerLoop, validation_keys: jax.Array):
-        @jax.jit
-        def loss(mp):
+    With several families (a mixture), the validation meta-loss is the mean over the families.
+    """
+
+    def __init__(self, loops: Sequence[_InnerLoop], validation_keys: jax.Array):
+        def family_loss(loop, mp):
             fresh = loop.fresh(mp, validation_keys)
 
             def one(state):
@@ -159,7 +164,9 @@ class _EarlyStopping:
 
             return jnp.mean(jax.vmap(one)(fresh)[0])
 
-        self._loss = loss
+        # One compiled function per family: their params differ in structure.
+        losses = [jax.jit(lambda mp, loop=loop: family_loss(loop, mp)) for loop in loops]
+        self._loss = lambda mp: np.mean([float(f(mp)) for f in losses])
         self.history: list[tuple[int, float]] = []
         self.best_value, self.best_params = np.inf, None
 
@@ -183,7 +190,7 @@ class MetaTrainResult(NamedTuple):
 
 
 def meta_train(
-    family: TaskFamily,
+    family: TaskFamily | Sequence[TaskFamily],
     schedule: LSTMSchedule,
     inner: optax.GradientTransformation,
     *,
@@ -206,11 +213,15 @@ def meta_train(
     validate_every: int = 100,
     mesh: jax.sharding.Mesh | None = None,
     task_axis: str = "tasks",
+    hide_horizon: float = 0.0,
 ) -> MetaTrainResult:
     """Meta-trains `schedule` (and, with ``learn_init``, the initial params) on `family`.
 
     Args:
-      family: task key -> `Task`.
+      family: task key -> `Task`; or a sequence of families, a mixture: each family keeps its
+        own `num_tasks` slots, and meta step i trains on family ``i % len(family)`` (round
+        robin, so every family gets the same number of meta steps; their params may differ in
+        structure).
       schedule: the `LSTMSchedule` to train.
       inner: the unit-rate inner transformation (``optax.sgd(1.0)``; for Adam-type inner
         optimizers pass ``eps_root > 0``, the gradient of sqrt at 0 being infinite).
@@ -242,6 +253,9 @@ def meta_train(
         multiple of its size): each device trains its own tasks, the meta-params are replicated
         and only the mean meta-gradient is all-reduced.
       task_axis: the mesh axis that splits the tasks.
+      hide_horizon: the fraction of tasks (drawn per task) whose schedule is not told its
+        horizon (`LSTMSchedule.horizon`, read with ``progress_features``), so that the same
+        params learn to serve ``horizon=None`` too.
 
     Returns:
       A `MetaTrainResult`.
@@ -260,13 +274,25 @@ def meta_train(
     if not meta_clip > 0:
         raise ValueError(f"meta_train: meta_clip must be positive, got {meta_clip=}")
     validate_every = checks.integer("meta_train", "validate_every", validate_every, 1)
+    if not 0.0 <= hide_horizon <= 1.0:
+        raise ValueError(f"meta_train: hide_horizon must be in [0, 1], got {hide_horizon=}")
+    families = list(family) if isinstance(family, Sequence) else [family]
+    if not families or not all(callable(f) for f in families):
+        raise TypeError(
+            f"meta_train: family must be a TaskFamily or a non-empty sequence of them, got "
+            f"{family!r}"
+        )
+    if learn_init and len(families) > 1:
+        raise ValueError(
+            "meta_train: learn_init needs one family (a mixture's params differ in structure)"
+        )
     start = time.perf_counter()
     k_sched, k_init_task, k_init, k_tasks, key = jax.random.split(key, 5)
     if meta_params is None:
         meta_params = {"schedule": schedule.init_params(k_sched)}
         if learn_init:
             # Its own key: drawing the init with the task's key would correlate the two.
-            meta_params["init"] = family(k_init_task).init_params(k_init)
+            meta_params["init"] = families[0](k_init_task).init_params(k_init)
     elif learn_init and "init" not in meta_params:
         raise ValueError("meta_train: learn_init=True but meta_params has no 'init' entry")
     meta_opt = optax.chain(
@@ -275,32 +301,40 @@ def meta_train(
     meta_opt_state = meta_opt.init(meta_params)
     shard = _TaskSharding(mesh, task_axis, num_tasks)
     meta_params, meta_opt_state = shard.replicate((meta_params, meta_opt_state))
-    loop = _InnerLoop(family, schedule, inner, unroll_length, objective, remat, first_order)
-    meta_step = _meta_step(loop, meta_opt, horizon, num_tasks, shard)
+    loops = [
+        _InnerLoop(f, schedule, inner, unroll_length, objective, remat, first_order, hide_horizon)
+        for f in families
+    ]
+    meta_steps = [_meta_step(loop, meta_opt, horizon, num_tasks, shard) for loop in loops]
 
-    states = init_slots(
-        family,
-        schedule,
-        inner,
-        meta_params,
-        k_tasks,
-        num_tasks=num_tasks,
-        horizon=horizon,
-        unroll_length=unroll_length,
-        random_offsets=random_offsets,
-    )
-    _check_initial_losses(family, states)
-    states = shard.place(states)
+    all_states = []
+    for j, f in enumerate(families):
+        states = init_slots(
+            f,
+            schedule,
+            inner,
+            meta_params,
+            # One family keeps the key it always had (results reproduce across versions).
+            k_tasks if j == 0 else jax.random.fold_in(k_tasks, j),
+            num_tasks=num_tasks,
+            horizon=horizon,
+            unroll_length=unroll_length,
+            random_offsets=random_offsets,
+            hide_horizon=hide_horizon,
+        )
+        _check_initial_losses(f, states)
+        all_states.append(shard.place(states))
 
     stopping = None
     if validation_keys is not None:
-        stopping = _EarlyStopping(loop._replace(num_steps=horizon), validation_keys)
+        stopping = _EarlyStopping([lp._replace(num_steps=horizon) for lp in loops], validation_keys)
         stopping.validate(0, meta_params)
     history, grad_norms = [], []
     for i in range(num_meta_steps):
         key, step_key = jax.random.split(key)
-        meta_params, meta_opt_state, states, loss, grad_norm = meta_step(
-            meta_params, meta_opt_state, states, step_key
+        j = i % len(families)
+        meta_params, meta_opt_state, all_states[j], loss, grad_norm = meta_steps[j](
+            meta_params, meta_opt_state, all_states[j], step_key
         )
         history.append(float(loss))
         grad_norms.append(float(grad_norm))

@@ -21,7 +21,7 @@ from lookahead_jax.lstm_schedule import LSTMSchedule
 from lookahead_jax.meta.tasks import Task, TaskFamily
 
 MetaParams = dict[str, Any]
-OBJECTIVES = ("mean_log_loss", "mean_loss", "final_log_loss", "final_loss")
+OBJECTIVES = ("mean_log_loss", "mean_loss", "final_log_loss", "final_loss", "final_log_test_loss")
 # A diverged (non-finite) loss counts as this many nats above the task's initial loss; finite
 # losses are capped there too, so a blow-up contributes a large finite meta-loss, zero gradient.
 LOG_LOSS_CAP = 10.0
@@ -36,6 +36,7 @@ class InnerState(NamedTuple):
     key: jax.Array  # PRNG key for the next minibatches
     step: jax.Array  # shape=(), int32: inner steps taken on this task
     log_loss0: jax.Array  # shape=(): log of the task's full loss at its initial params
+    log_test_loss0: jax.Array  # shape=(): log of its test loss there (log_loss0 without one)
 
 
 def check_objective(objective: str, caller: str) -> None:
@@ -110,22 +111,46 @@ def _log_ratio(loss: jax.Array, log_loss0: jax.Array) -> jax.Array:
     return jnp.where(ok, jnp.minimum(log_loss - log_loss0, LOG_LOSS_CAP), LOG_LOSS_CAP)
 
 
+def _hide_horizon(opt_state: Any, hide: jax.Array) -> Any:
+    """`opt_state` with the schedule carry's horizon set to unknown (0) where `hide`."""
+    carry = opt_state.carry
+    inv_h = jnp.where(hide, jnp.zeros_like(carry.inv_horizon), carry.inv_horizon)
+    return opt_state._replace(carry=carry._replace(inv_horizon=inv_h))
+
+
 def fresh_state(
     family: TaskFamily,
     tx: optax.GradientTransformationExtraArgs,
     task_key: jax.Array,
     init: optax.Params | None,
+    hide_horizon: float = 0.0,
 ) -> InnerState:
+    """A task slot at step 0: the task's initial params, `tx`'s initial state, its initial losses.
+
+    With ``hide_horizon`` > 0, the schedule of that fraction of tasks (drawn from the task key)
+    does not know its horizon: one set of params then learns to serve runs with and without one.
+    """
     task = family(task_key)
     k_init, k_data = jax.random.split(jax.random.fold_in(task_key, 1))
     params = task.init_params(k_init) if init is None else init
+    opt_state = tx.init(params)
+    if hide_horizon > 0:
+        hide = jax.random.uniform(jax.random.fold_in(task_key, 2)) < hide_horizon
+        opt_state = _hide_horizon(opt_state, hide)
+    log_loss0 = _log_floor(jax.lax.stop_gradient(task.full_loss(params)))
+    log_test_loss0 = (
+        log_loss0
+        if task.test_loss is None
+        else _log_floor(jax.lax.stop_gradient(task.test_loss(params)))
+    )
     return InnerState(
         task_key=task_key,
         params=params,
-        opt_state=tx.init(params),
+        opt_state=opt_state,
         key=k_data,
         step=jnp.zeros([], jnp.int32),
-        log_loss0=_log_floor(jax.lax.stop_gradient(task.full_loss(params))),
+        log_loss0=log_loss0,
+        log_test_loss0=log_test_loss0,
     )
 
 
@@ -146,7 +171,10 @@ def truncation_loss(
     ``mean_log_loss`` is the mean over the steps of log(minibatch loss / initial full loss);
     ``mean_loss`` the mean of the ratio itself (it weighs slow and diverging tasks more, like an
     arithmetic mean of final losses does); ``final_log_loss`` is log(full loss after the
-    truncation / initial full loss) and ``final_loss`` that ratio itself. All are NaN-safe (see
+    truncation / initial full loss) and ``final_loss`` that ratio itself; ``final_log_test_loss``
+    is log(test loss after the truncation / initial test loss), on the task's held-out split
+    (`Task.test_loss`, which the family must define): a meta-objective that rewards
+    generalisation, not memorising the training rows. All are NaN-safe (see
     `LOG_LOSS_CAP`). With ``"init"`` in `meta_params`,
     a task at step 0 starts from those params (MAML), so the meta-gradient reaches them.
     """
@@ -166,6 +194,13 @@ def truncation_loss(
         meta_loss = jnp.mean(jnp.exp(_log_ratio(losses, state.log_loss0)))
     elif objective == "final_log_loss":
         meta_loss = _log_ratio(task.full_loss(params), state.log_loss0)
+    elif objective == "final_log_test_loss":
+        if task.test_loss is None:
+            raise ValueError(
+                "truncation_loss: objective='final_log_test_loss' needs a family whose tasks "
+                "define test_loss (a held-out split)"
+            )
+        meta_loss = _log_ratio(task.test_loss(params), state.log_test_loss0)
     else:
         meta_loss = jnp.exp(_log_ratio(task.full_loss(params), state.log_loss0))
     new_state = InnerState(
@@ -175,6 +210,7 @@ def truncation_loss(
         key=key,
         step=state.step + num_steps,
         log_loss0=state.log_loss0,
+        log_test_loss0=state.log_test_loss0,
     )
     return meta_loss, jax.lax.stop_gradient(new_state)
 
@@ -224,10 +260,10 @@ def meta_gradient(
     return jnp.mean(losses), jax.tree.map(lambda g: jnp.mean(g, axis=0), grads), new_states
 
 
-def fresh_states(family, schedule, inner, meta_params, task_keys):
+def fresh_states(family, schedule, inner, meta_params, task_keys, hide_horizon=0.0):
     tx = learned_schedule(inner, schedule, meta_params["schedule"])
     init = meta_params.get("init")
-    return jax.vmap(lambda k: fresh_state(family, tx, k, init))(task_keys)
+    return jax.vmap(lambda k: fresh_state(family, tx, k, init, hide_horizon))(task_keys)
 
 
 def select_slots(mask: jax.Array, new: Any, old: Any) -> Any:
@@ -248,6 +284,7 @@ def init_slots(
     horizon: int,
     unroll_length: int,
     random_offsets: bool = True,
+    hide_horizon: float = 0.0,
 ) -> InnerState:
     """Fresh task slots (leading axis `num_tasks`) for truncated meta-training.
 
@@ -257,7 +294,7 @@ def init_slots(
     """
     k_tasks, k_offsets = jax.random.split(key)
     task_keys = jax.random.split(k_tasks, num_tasks)
-    states = fresh_states(family, schedule, inner, meta_params, task_keys)
+    states = fresh_states(family, schedule, inner, meta_params, task_keys, hide_horizon)
     n_trunc = horizon // unroll_length
     if not random_offsets or n_trunc == 1:
         return states
