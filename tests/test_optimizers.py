@@ -499,9 +499,13 @@ def test_update_without_params_raises_when_decay_needs_them(factory):
 @pytest.mark.parametrize("factory", [sgd, adam, bert_adamw, rmsprop, adagrad])
 def test_update_without_params_works_without_decay(factory):
     tx = factory(learning_rate=0.1)
-    grads = {"w": jnp.ones(3)}
+    grads = {"w": jnp.array([1.0, -2.0, 0.5])}
+    params = {"w": jnp.array([3.0, 1.0, -1.0])}
     updates, _ = tx.update(grads, tx.init(grads))
-    assert bool(jnp.all(updates["w"] < 0))
+    # The same update as with params (they only matter for weight decay), and not zero.
+    with_params, _ = tx.update(grads, tx.init(params), params)
+    chex.assert_trees_all_equal(updates, with_params)
+    assert float(jnp.abs(updates["w"]).min()) > 0
 
 
 # -- Options beyond torch --------------------------------------------------------------------------
@@ -520,6 +524,23 @@ def test_moment_dtypes(factory):
     reference_tx = factory(1e-2, amsgrad=True)
     reference, _ = reference_tx.update(params, reference_tx.init(params), params)
     chex.assert_trees_all_close(updates, reference, rtol=1e-6)
+
+
+@pytest.mark.parametrize("factory", [adam, adamw])
+def test_nu_dtype_wider_than_the_params_keeps_the_second_moment_unrounded(factory):
+    # bfloat16 params, float32 second moment: the stored moment is (1 - b2) g^2 computed and kept
+    # in float32, not rounded to bfloat16 on the way.
+    params = {"w": jnp.array([0.3, -1.7, 2.9, 0.011], jnp.bfloat16)}
+    grads = {"w": jnp.array([1.23, -0.377, 5.1, 0.0071], jnp.bfloat16)}
+    tx = factory(1e-2, nu_dtype=jnp.float32)
+    _, state = tx.update(grads, tx.init(params), params)
+    assert state.exp_avg["w"].dtype == jnp.bfloat16  # mu follows the params
+    assert state.exp_avg_sq["w"].dtype == jnp.float32
+    g = np.asarray(grads["w"], np.float64)
+    expected = np.float32(1 - 0.999) * (g * g).astype(np.float32)
+    np.testing.assert_allclose(state.exp_avg_sq["w"], expected, rtol=1e-6)
+    rounded = np.asarray(jnp.asarray(expected, jnp.bfloat16), np.float32)
+    assert not np.allclose(rounded, expected, rtol=1e-6)  # bfloat16 storage would show
 
 
 def test_mask_prefix_and_callable_agree():
