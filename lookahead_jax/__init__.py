@@ -25,6 +25,7 @@ from lookahead_jax.optimizers import (
     rmsprop,
     sgd,
 )
+from lookahead_jax.pretrained import pretrained_info, pretrained_schedule
 
 try:
     __version__ = importlib.metadata.version("lookahead-jax")
@@ -53,6 +54,8 @@ __all__ = [
     "learned_schedule",
     "lookahead",
     "meta",
+    "pretrained_info",
+    "pretrained_schedule",
     "rmsprop",
     "sgd",
     "slow_params",

@@ -1,0 +1,74 @@
+"""The shipped pretrained schedule: it loads, it is trained, it runs in the user's optimizers."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import lookahead_jax as lj
+from lookahead_jax import meta
+
+
+def test_the_shipped_params_fit_the_schedule_and_are_trained():
+    schedule, params = lj.pretrained_schedule(horizon=300)
+    info = lj.pretrained_info()
+    assert schedule.base_lr == info["base_lr"] and schedule.horizon == 300
+    assert schedule.progress_features
+    untrained = schedule.init_params(jax.random.key(0))
+    assert jax.tree.structure(params) == jax.tree.structure(untrained)
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(untrained), strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype
+    # Trained: the output layer (zero at init) is not.
+    assert float(jnp.abs(params["params"]["out"]["kernel"]).max()) > 1e-3
+    assert info["families"] and info["meta_steps"] > 0
+
+
+@pytest.mark.parametrize("horizon", [200, None])
+def test_it_trains_a_task_it_never_saw_with_a_varying_rate(horizon):
+    family = meta.regression_family(noise=0.3)
+    task = family(jax.random.key(42))
+    tx = lj.learned_schedule(optax.adam(1.0, eps_root=1e-8), *lj.pretrained_schedule(horizon))
+    params = task.init_params(jax.random.key(0))
+    state = tx.init(params)
+
+    @jax.jit
+    def step(params, state, key):
+        loss, g = jax.value_and_grad(task.loss)(params, task.sample_batch(key))
+        u, state = tx.update(g, state, params, value=loss)
+        return optax.apply_updates(params, u), state, lj.current_learning_rate(state)
+
+    lrs = []
+    for i in range(200):
+        params, state, lr = step(params, state, jax.random.key(i))
+        lrs.append(float(lr))
+    schedule, _ = lj.pretrained_schedule(horizon)
+    lo, hi = schedule.lr_bounds
+    assert all(lo <= r <= hi for r in lrs)
+    assert np.ptp(lrs) > 0.05 * schedule.base_lr  # a schedule, not a constant
+    initial = float(task.test_loss(task.init_params(jax.random.key(0))))
+    assert float(task.test_loss(params)) < 0.5 * initial
+
+
+def test_inside_lookahead_and_with_a_users_base_rate():
+    schedule, params = lj.pretrained_schedule(100, base_lr=1e-3)
+    assert schedule.base_lr == 1e-3 and schedule.lr_bounds == (1e-5, 1e-2)
+    tx = lj.lookahead(lj.learned_schedule(optax.adam(1.0), schedule, params), sync_period=5)
+    p = {"w": jnp.ones(4)}
+    state = tx.init(p)
+    u, state = tx.update({"w": jnp.ones(4)}, state, p, value=jnp.float32(2.0))
+    assert np.all(np.isfinite(u["w"])) and float(lj.current_learning_rate(state)) > 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"base_lr": 0.0}, "base_lr"),
+        ({"base_lr": float("nan")}, "base_lr"),
+        ({"horizon": 0}, "horizon"),
+        ({"horizon": 1.5}, "horizon"),
+    ],
+)
+def test_bad_arguments_raise_naming_them(kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        lj.pretrained_schedule(**kwargs)
