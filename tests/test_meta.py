@@ -176,8 +176,12 @@ def test_diverged_tasks_give_finite_loss_and_no_nan_gradient():
     mean_loss, safe_grad, _ = meta.meta_gradient(mp, batch, QUAD, absurd, SGD, 20)
     # ... but meta_gradient returns a finite one.
     assert np.isfinite(mean_loss)
+    np.testing.assert_allclose(mean_loss, loss, rtol=1e-6)
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(safe_grad))
-    del grad
+    # ... exactly the raw gradient where that is finite, and zero (no step) where it is not.
+    raw_finite = all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grad))
+    expected = grad if raw_finite else jax.tree.map(jnp.zeros_like, grad)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5), safe_grad, expected)
 
 
 def test_one_diverged_task_does_not_spoil_the_batch():
