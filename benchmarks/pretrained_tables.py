@@ -5,7 +5,8 @@ Protocol, fixed before any table was computed (training: `benchmarks/pretrained_
 - Unseen families: the seven of `benchmarks/protocol_tables.py` other than digits (wine,
   breast_cancer, iris; the digits MLP at 2x64 tanh, 32 relu and 128 tanh; the sines regression
   with label noise 0.3, a variant of the noise-0.1 training family). Horizons 1x H = 200 on all
-  seven; 5x and 10x H on the four small ones (wine, breast_cancer, iris, regression): compute.
+  seven; 5x H on the four small ones (wine, breast_cancer, iris, regression) and 10x H on wine
+  and regression: compute (a 10x cell costs ~15 min on the 2-core machine).
 - Per cell: 8 tuning tasks (PRNG root 1), 50 held-out tasks (root 2); metric: held-out test
   loss of the final params, per-task log-ratios against each baseline (`protocol.run`).
 - The pretrained schedule needs no tuned input: its shipped base rate and params, with the
@@ -28,8 +29,13 @@ Protocol, fixed before any table was computed (training: `benchmarks/pretrained_
   1x and 3x their default rate, on each unseen family at H.
 
 Run:  python benchmarks/pretrained_tables.py --table unseen --horizons 1 --tag _1x
-      python benchmarks/pretrained_tables.py --table unseen --horizons 5,10 --tag _long
-                                   (the two in parallel on 2 cores: ~40 min; --report merges them)
+      python benchmarks/pretrained_tables.py --table unseen --horizons 5 --tag _long \
+          --families "wine,breast_cancer,iris,regression (noisy sines)"
+      python benchmarks/pretrained_tables.py --table unseen --horizons 10 --tag _long \
+          --families "wine,regression (noisy sines)"
+                   (cells already in the file are kept; ~75 min in all; --report merges them)
+      python benchmarks/pretrained_tables.py --table sensitivity \
+          --families "wine,breast_cancer,iris,regression (noisy sines)"
       python benchmarks/pretrained_tables.py --table sensitivity
       python benchmarks/pretrained_tables.py --table unseen --heldout 8 --tune-tasks 2 \
           --families wine --horizons 1 --tag _pilot                (a pilot)
