@@ -39,6 +39,8 @@ Run:  python benchmarks/pretrained_tables.py --table unseen --horizons 1 --tag _
       python benchmarks/pretrained_tables.py --table sensitivity
       python benchmarks/pretrained_tables.py --table unseen --heldout 8 --tune-tasks 2 \
           --families wine --horizons 1 --tag _pilot                (a pilot)
+      python benchmarks/pretrained_tables.py --table ablations \
+          --families "wine,breast_cancer,iris,regression (noisy sines)"
       python benchmarks/pretrained_tables.py --report             (markdown: README)
 """
 
@@ -57,7 +59,7 @@ import pretrained_train as T
 import protocol_tables as PT
 
 import lookahead_jax as lj
-from lookahead_jax import meta
+from lookahead_jax import LSTMSchedule, meta
 from lookahead_jax.cli import experiment
 from lookahead_jax.meta import protocol as P
 
@@ -241,6 +243,35 @@ def run_sensitivity(args):
     return rows
 
 
+def run_ablations(args):
+    """The shipped schedule against itself with a feature group zeroed, and its own base rate."""
+    schedule, params = lj.pretrained_schedule(H)
+    heldout = meta.task_keys(PT.HELDOUT_ROOT, args.heldout)
+    variants = {"constant at its base rate": optax.adam(schedule.base_lr)}
+    for group in ("loss", "grad_norm", "time", "progress"):
+        s = LSTMSchedule(
+            base_lr=schedule.base_lr,
+            hidden_size=schedule.hidden_size,
+            progress_features=True,
+            horizon=H,
+            drop_features=(group,),
+        )
+        variants[f"without {group}"] = lj.learned_schedule(INNER, s, params)
+    out = {}
+    for fam_name in args.families.split(","):
+        family = PT.FAMILIES[fam_name]()
+        ref = P.final_metrics(family, pretrained(H), heldout, H)
+        floor = np.finfo(np.float32).eps * ref.initial_loss
+        out[fam_name] = {}
+        for name, tx in variants.items():
+            m = P.final_metrics(family, tx, heldout, H)
+            c = P.paired_log_ratios(m.test_loss, ref.test_loss, floor=floor)
+            out[fam_name][name] = {"geomean_ratio": c.geomean_ratio, "geomean_ci": c.geomean_ci}
+            lo, hi = c.geomean_ci
+            print(f"  {fam_name:26s} {name:28s} {c.geomean_ratio:.3f} [{lo:.3f}, {hi:.3f}]")
+    return out
+
+
 def pooled(out, cand, base, num_bootstrap=2000, seed=0):
     """Geomean over all cells of per-task ratios cand/base, bootstrap CI within cells."""
     eps = float(np.finfo(np.float32).eps)
@@ -263,6 +294,7 @@ def pooled(out, cand, base, num_bootstrap=2000, seed=0):
 
 
 def report():
+    _report_ablations()
     out = {}
     for tag in ("_1x", "_long"):
         path = os.path.join(RESULTS, f"unseen{tag}.json")
@@ -350,6 +382,27 @@ def report():
                 )
 
 
+def _report_ablations():
+    path = os.path.join(RESULTS, "ablations.json")
+    if not os.path.exists(path):
+        return
+    r = json.load(open(path))["result"]
+    print(
+        "\nAblations at H: geometric-mean test-loss ratio variant / the shipped schedule "
+        "[95 % CI] (> 1: the variant is worse, so what it removes helps)\n"
+    )
+    names = list(next(iter(r.values())))
+    print("| family | " + " | ".join(names) + " |")
+    print("| --- |" + " --- |" * len(names))
+    for fam, row in r.items():
+        cells = [
+            f"{row[n]['geomean_ratio']:.3f} [{row[n]['geomean_ci'][0]:.3f}, "
+            f"{row[n]['geomean_ci'][1]:.3f}]"
+            for n in names
+        ]
+        print(f"| {fam} | " + " | ".join(cells) + " |")
+
+
 def _load(args):
     path = os.path.join(RESULTS, f"{args.table}{args.tag}.json")
     return json.load(open(path))["result"] if os.path.exists(path) else None
@@ -373,7 +426,7 @@ def _save(args, out, partial=False, wall_s=None):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--table", choices=["unseen", "sensitivity"])
+    parser.add_argument("--table", choices=["unseen", "sensitivity", "ablations"])
     parser.add_argument("--report", action="store_true")
     parser.add_argument("--heldout", type=int, default=50)
     parser.add_argument("--tune-tasks", type=int, default=8)
@@ -386,7 +439,9 @@ def main():
     if args.table is None:
         parser.error("give --table or --report")
     t0 = time.perf_counter()
-    out = {"unseen": run_unseen, "sensitivity": run_sensitivity}[args.table](args)
+    out = {"unseen": run_unseen, "sensitivity": run_sensitivity, "ablations": run_ablations}[
+        args.table
+    ](args)
     wall_s = time.perf_counter() - t0
     print(f"\nwrote {_save(args, out, wall_s=wall_s)} ({wall_s:.0f} s)")
 
