@@ -59,6 +59,8 @@ def pretrained_schedule(
       >>> float(lj.current_learning_rate(state)) > 0
       True
     """
+    if horizon is not None:
+        checks.integer("pretrained_schedule", "horizon", horizon, 1)
     info = pretrained_info()
     if base_lr is None:
         base_lr = info["base_lr"]

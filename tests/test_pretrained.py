@@ -70,5 +70,5 @@ def test_inside_lookahead_and_with_a_users_base_rate():
     ],
 )
 def test_bad_arguments_raise_naming_them(kwargs, match):
-    with pytest.raises((ValueError, TypeError), match=match):
+    with pytest.raises((ValueError, TypeError), match=f"^pretrained_schedule: {match}"):
         lj.pretrained_schedule(**kwargs)
