@@ -409,19 +409,7 @@ def _load(args):
 
 
 def _save(args, out, partial=False, wall_s=None):
-    record = {
-        "args": vars(args),
-        "partial": partial,
-        "wall_s": wall_s,
-        "jax": jax.__version__,
-        "optax": optax.__version__,
-        "result": out,
-    }
-    path = os.path.join(RESULTS, f"{args.table}{args.tag}.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(record, f, indent=1, default=float)
-    os.replace(path + ".tmp", path)
-    return path
+    return PT._save(args, out, partial=partial, wall_s=wall_s, results=RESULTS)
 
 
 def main():

@@ -470,7 +470,8 @@ def report():
             )
 
 
-def _save(args, out, partial=False, wall_s=None):
+def _save(args, out, partial=False, wall_s=None, results=RESULTS):
+    """Writes `out` with the run's args and versions to `results`/{table}{tag}.json, atomically."""
     record = {
         "args": vars(args),
         "partial": partial,
@@ -479,7 +480,7 @@ def _save(args, out, partial=False, wall_s=None):
         "optax": optax.__version__,
         "result": out,
     }
-    path = os.path.join(RESULTS, f"{args.table}{args.tag}.json")
+    path = os.path.join(results, f"{args.table}{args.tag}.json")
     with open(path + ".tmp", "w") as f:
         json.dump(record, f, indent=1, default=float)
     os.replace(path + ".tmp", path)
