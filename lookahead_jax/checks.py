@@ -11,6 +11,7 @@ so they cost nothing in the compiled step.
 
 import math
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -179,3 +180,13 @@ def require_params(caller: str, params: optax.Params | None, why: str) -> optax.
             "tx.update(grads, state, params)."
         )
     return params
+
+
+def family_list(caller: str, family: Any) -> list[Any]:
+    """A task family, or a sequence of them (a mixture), as a non-empty list of families."""
+    families = list(family) if isinstance(family, Sequence) else [family]
+    if not families or not all(callable(f) for f in families):
+        raise TypeError(
+            f"{caller}: family must be a TaskFamily or a non-empty sequence of them, got {family!r}"
+        )
+    return families

@@ -330,7 +330,7 @@ def tune(
     steps = 0
     n_tasks = len(task_keys)
 
-    families = list(family) if isinstance(family, Sequence) else [family]
+    families = checks.family_list("tune", family)
 
     def evaluate(points):
         if points:

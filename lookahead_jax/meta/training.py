@@ -276,12 +276,7 @@ def meta_train(
     validate_every = checks.integer("meta_train", "validate_every", validate_every, 1)
     if not 0.0 <= hide_horizon <= 1.0:
         raise ValueError(f"meta_train: hide_horizon must be in [0, 1], got {hide_horizon=}")
-    families = list(family) if isinstance(family, Sequence) else [family]
-    if not families or not all(callable(f) for f in families):
-        raise TypeError(
-            f"meta_train: family must be a TaskFamily or a non-empty sequence of them, got "
-            f"{family!r}"
-        )
+    families = checks.family_list("meta_train", family)
     if learn_init and len(families) > 1:
         raise ValueError(
             "meta_train: learn_init needs one family (a mixture's params differ in structure)"
