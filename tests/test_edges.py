@@ -168,11 +168,13 @@ def test_meta_train_refuses_a_negative_loss_with_a_clear_error():
 # -- 5. slow_layout="flat" and optax.tree_map_params ----------------------------------------
 
 
-def test_flat_layout_refuses_tree_map_params_with_a_clear_error():
+@pytest.mark.parametrize("layout", ["flat", "auto"])  # "auto" is flat on one device
+def test_flat_layout_refuses_tree_map_params_with_a_clear_error(layout):
     # The flat buffer is not shaped like the params: the documented exception, said clearly
     # (before: a pytree structure error about `inner_state[0].count`).
+    assert jax.device_count() == 1
     params = {"w": jnp.ones((4, 2)), "b": jnp.zeros(2)}
-    tx = lj.lookahead(optax.adam(1e-3), slow_layout="flat")
+    tx = lj.lookahead(optax.adam(1e-3), slow_layout=layout)
     with pytest.raises(
         TypeError, match=r"tree_map_params cannot map this state.*slow_layout='tree'"
     ):
@@ -183,7 +185,7 @@ def test_flat_layout_refuses_tree_map_params_with_a_clear_error():
 
 def test_tree_layout_works_with_the_readme_sharding_recipe():
     params = {"w": jnp.ones((4, 2)), "b": jnp.zeros(2)}
-    tx = lj.lookahead(optax.adam(1e-3))
+    tx = lj.lookahead(optax.adam(1e-3), slow_layout="tree")  # the default on several devices
     one = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     shardings = optax.tree_map_params(
         tx,

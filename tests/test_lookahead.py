@@ -98,12 +98,13 @@ def test_k1_alpha1_is_the_inner_optimizer():
     chex.assert_trees_all_close(ours, plain, rtol=1e-6)
 
 
-def test_slow_weights_start_at_params_and_are_a_separate_buffer():
+@pytest.mark.parametrize("layout", ["tree", "flat"])
+def test_slow_weights_start_at_params_and_are_a_separate_buffer(layout):
     params = {"w": jnp.arange(3.0)}
-    state = lj.lookahead(optax.sgd(0.1)).init(params)
-    chex.assert_trees_all_equal(state.slow, params)
-    assert state.slow["w"] is not params["w"]
-    assert state.slow["w"].unsafe_buffer_pointer() != params["w"].unsafe_buffer_pointer()
+    state = lj.lookahead(optax.sgd(0.1), slow_layout=layout).init(params)
+    chex.assert_trees_all_equal(lj.slow_params(state), params)
+    buffer = state.slow.buffer if layout == "flat" else state.slow["w"]
+    assert buffer.unsafe_buffer_pointer() != params["w"].unsafe_buffer_pointer()
 
 
 def test_state_holds_inner_state_one_params_copy_and_a_scalar_counter():
@@ -112,7 +113,7 @@ def test_state_holds_inner_state_one_params_copy_and_a_scalar_counter():
     state = lj.lookahead(inner).init(params)
     assert state._fields == ("inner_state", "slow", "count")
     chex.assert_trees_all_equal_structs(state.inner_state, inner.init(params))
-    chex.assert_trees_all_equal_shapes_and_dtypes(state.slow, params)
+    chex.assert_trees_all_equal_shapes_and_dtypes(lj.slow_params(state), params)
     assert state.count.shape == () and state.count.dtype == jnp.int32
 
 
@@ -354,7 +355,7 @@ def test_chain_as_inner():
         lambda tx: optax.apply_if_finite(tx, max_consecutive_errors=3),
         lambda tx: optax.MultiSteps(tx, every_k_schedule=1).gradient_transformation(),
         lambda tx: optax.masked(tx, {"x": True, "y": True}),
-        lambda tx: lj.lookahead(tx, sync_period=2),
+        lambda tx: lj.lookahead(tx, sync_period=2, slow_layout="tree"),
     ],
     ids=["chain", "apply_if_finite", "MultiSteps", "masked", "lookahead"],
 )
@@ -395,7 +396,7 @@ def test_nested_lookahead():
     # from 2 to 2 + 0.5 (-0.5 - 2) = 0.75.
     chex.assert_trees_all_close([h["x"] for h in history], [1.0, 2.0, 0.0, 0.75])
     chex.assert_trees_all_close(lj.slow_params(state)["x"], 0.75)
-    chex.assert_trees_all_close(state.inner_state.slow["x"], -0.5)
+    chex.assert_trees_all_close(lj.slow_params(state.inner_state)["x"], -0.5)
 
 
 def test_multisteps_counts_applied_steps_only():
@@ -492,9 +493,13 @@ def test_flax_train_state_unchanged():
     assert float(loss(lj.slow_params(state.opt_state))) < 0.75 * first
 
 
-def test_flax_nnx_optimizer_unchanged():
+@pytest.mark.parametrize("layout", ["tree", "flat"])
+def test_flax_nnx_optimizer_unchanged(layout):
+    # nnx.Optimizer inits on Param variables and updates on plain arrays: the flat layout must not
+    # take its tree structure from the params it is updated with.
     model = nnx.Linear(4, 3, rngs=nnx.Rngs(0))
-    optimizer = nnx.Optimizer(model, lj.lookahead(optax.sgd(0.05), 4, 0.5), wrt=nnx.Param)
+    tx = lj.lookahead(optax.sgd(0.05), 4, 0.5, slow_layout=layout)
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
     x = jnp.asarray(np.random.default_rng(0).normal(size=(8, 4)), jnp.float32)
     loss = lambda m: jnp.mean(m(x) ** 2)
 
@@ -561,11 +566,11 @@ def test_updates_keep_the_param_dtype_and_slow_dtype_is_honoured():
     params = {"w": jnp.ones(4, jnp.bfloat16)}
     tx = lj.lookahead(optax.sgd(1e-3), 2, 0.5, slow_dtype=jnp.float32)
     state = tx.init(params)
-    assert state.slow["w"].dtype == jnp.float32
+    assert lj.slow_params(state)["w"].dtype == jnp.float32
     updates, state = tx.update(params, state, params)
     assert updates["w"].dtype == jnp.bfloat16
     updates, state = tx.update(params, state, params)
-    assert updates["w"].dtype == jnp.bfloat16 and state.slow["w"].dtype == jnp.float32
+    assert updates["w"].dtype == jnp.bfloat16 and lj.slow_params(state)["w"].dtype == jnp.float32
 
 
 def test_float32_slow_weights_keep_learning_where_bfloat16_stall():
@@ -597,7 +602,7 @@ def test_counter_wraps_without_losing_the_sync_phase():
     for _ in range(4 * k):
         updates, state = step(state, params)
         params = optax.apply_updates(params, updates)
-        syncs.append(bool(jnp.all(state.slow["x"] == params["x"])))
+        syncs.append(bool(jnp.all(lj.slow_params(state)["x"] == params["x"])))
         assert 0 < int(state.count) <= wrap_at
     assert syncs == [(t % k == 0) for t in range(1, 4 * k + 1)]
 
@@ -648,7 +653,7 @@ def test_orbax_resume_at_every_phase_is_bit_identical(tmp_path, phase):
 # -- Memory --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("layout", ["tree", "flat"])
+@pytest.mark.parametrize("layout", ["tree", "flat", "auto"])
 def test_compiled_step_needs_no_temporary_beyond_the_inner_step(layout):
     # 20 leaves of 4 KiB: any leaf-sized temporary (an inner update kept in memory, a copy of the
     # params) would add at least 4 KiB; scalars (the sync flag, alpha) are all we allow.
@@ -662,17 +667,19 @@ def test_compiled_step_needs_no_temporary_beyond_the_inner_step(layout):
 # -- The flat slow-weight layout ----------------------------------------------------------------
 
 
+@pytest.mark.parametrize("layout", ["flat", "auto"])
 @pytest.mark.parametrize("reset", [False, True])
 @pytest.mark.parametrize("slow_dtype", [None, jnp.float32])
-def test_flat_layout_follows_the_tree_layout_bit_for_bit(reset, slow_dtype):
+def test_flat_layout_follows_the_tree_layout_bit_for_bit(reset, slow_dtype, layout):
     _, _, params, loss = mlp_problem()
     params = {**params, "scalar": jnp.asarray(0.5), "empty": jnp.zeros((0, 3))}
     if slow_dtype is not None:  # mixed dtypes: bfloat16 params under float32 slow weights
         params["hidden"] = jax.tree.map(lambda x: x.astype(jnp.bfloat16), params["hidden"])
     grad = jax.grad(lambda p: loss({"hidden": p["hidden"], "out": p["out"]}) + p["scalar"] ** 2)
     kwargs = dict(sync_period=3, slow_step_size=0.5, reset_inner_state=reset, slow_dtype=slow_dtype)
-    tree_hist, tree_state = run(lj.lookahead(optax.adam(1e-2), **kwargs), params, grad, 8)
-    flat_tx = lj.lookahead(optax.adam(1e-2), slow_layout="flat", **kwargs)
+    tree_tx = lj.lookahead(optax.adam(1e-2), slow_layout="tree", **kwargs)
+    tree_hist, tree_state = run(tree_tx, params, grad, 8)
+    flat_tx = lj.lookahead(optax.adam(1e-2), slow_layout=layout, **kwargs)
     flat_hist, flat_state = run(flat_tx, params, grad, 8)
     chex.assert_trees_all_equal(flat_hist, tree_hist)
     assert isinstance(flat_state.slow, FlatSlow) and flat_state.slow.buffer.ndim == 1
@@ -698,6 +705,25 @@ def test_flat_layout_with_donation_vmap_and_orbax(tmp_path):
     chex.assert_trees_all_equal(
         jax.tree.map(lambda x: x[1], lj.slow_params(batched)), jax.tree.map(jnp.negative, params)
     )
+
+
+def test_auto_layout_is_flat_on_one_device_where_it_changes_no_number():
+    # "auto" decides from static facts only, so eager, jitted and eval_shape inits agree (a
+    # checkpoint restores into the structure it was saved from).
+    assert jax.device_count() == 1  # the sharded checks cover "auto" on 8 devices (per-param)
+    one_dtype = {"a": jnp.ones((3, 2)), "b": [jnp.zeros(4)]}
+    mixed = {"a": jnp.ones((3, 2)), "b": [jnp.zeros(4, jnp.bfloat16)]}
+    cases = [
+        (one_dtype, None, lj.FlatSlow),
+        (mixed, jnp.float32, lj.FlatSlow),  # one slow dtype: flat stores it exactly
+        (mixed, None, dict),  # flat would widen the bfloat16 slow weights: per-param instead
+    ]
+    for params, slow_dtype, layout in cases:
+        tx = lj.lookahead(optax.adam(1e-3), slow_dtype=slow_dtype)
+        states = [tx.init(params), jax.jit(tx.init)(params), jax.eval_shape(tx.init, params)]
+        assert {type(s.slow) for s in states} == {layout}, (slow_dtype, layout)
+        structures = {jax.tree.structure(s) for s in states}
+        assert len(structures) == 1
 
 
 def test_unknown_layouts_are_rejected():

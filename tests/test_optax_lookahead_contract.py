@@ -71,7 +71,14 @@ def test_lookahead(jit, layout):
 def test_lookahead_state_reset(jit, reset):
     num_steps = sync_period = 3
     fast = _test_optimizer(-0.5)
-    tx = lj.lookahead(fast, sync_period=sync_period, slow_step_size=0.5, reset_inner_state=reset)
+    # tree_map_params needs the per-param layout ("auto" is flat on one device).
+    tx = lj.lookahead(
+        fast,
+        sync_period=sync_period,
+        slow_step_size=0.5,
+        reset_inner_state=reset,
+        slow_layout="tree",
+    )
     _, state = _loop(tx, num_steps, INITIAL, jit)
     state = optax.tree_map_params(tx, lambda v: v, state)
     if reset:

@@ -272,7 +272,7 @@ def test_lookahead_reset_with_a_wider_slow_dtype_keeps_the_inner_state_dtypes():
     for _ in range(2):
         updates, state = tx.update({"w": jnp.ones(3, jnp.bfloat16)}, state, params)
         params = optax.apply_updates(params, updates)
-    assert state.slow["w"].dtype == jnp.float32
+    assert lj.slow_params(state)["w"].dtype == jnp.float32
     fresh = optax.adam(0.1).init(params)
     chex.assert_trees_all_equal_shapes_and_dtypes(state.inner_state, fresh)
     chex.assert_trees_all_equal(state.inner_state, fresh)  # reset at the sync
@@ -384,8 +384,10 @@ def test_float64_stays_float64(name, x64):
     # Every buffer that mirrors the params (slow weights, moments, averages) is float64, except
     # the float32 slow weights lookahead_reset_f32_slow asks for.
     treedef = jax.tree.structure(params)
-    is_copy = lambda x: isinstance(x, dict) and jax.tree.structure(x) == treedef
-    copies = [n for n in jax.tree.leaves(state, is_leaf=is_copy) if is_copy(n)]
+    flat = lambda x: isinstance(x, lj.FlatSlow)  # the slow weights' layout on one device
+    is_copy = lambda x: flat(x) or (isinstance(x, dict) and jax.tree.structure(x) == treedef)
+    nodes = jax.tree.leaves(state, is_leaf=is_copy)
+    copies = [n.to_tree() if flat(n) else n for n in nodes if is_copy(n)]
     assert copies or name == "learned_schedule"
     dtypes = [x.dtype for copy in copies for x in jax.tree.leaves(copy)]
     if name == "lookahead_reset_f32_slow":
