@@ -26,5 +26,6 @@ if __name__ == "__main__":
     print(
         "\ncompiled temp bytes (1M/200 leaves): "
         f"optax.adamw {bench.temp_bytes(inner, params)}, "
-        f"lj.lookahead(adamw) {bench.temp_bytes(lookahead(inner), params)}"
+        f"lj.lookahead(adamw) {bench.temp_bytes(lookahead(inner), params)}, "
+        f"lj.lookahead(adamw, tree) {bench.temp_bytes(lookahead(inner, slow_layout='tree'), params)}"  # noqa: E501
     )

@@ -5,7 +5,9 @@ a 32-64-1 tanh MLP, batch 128, objective the mean normalised log-loss. JAX: `met
 (a `lax.scan` over `learned_schedule`), jitted, with and without `jax.checkpoint`. PyTorch: the
 same computation written as a Python loop differentiating through the updates with
 `torch.autograd.grad(..., create_graph=True)`, with the same weights and the same minibatches (the
-two meta-losses are printed and must agree). Timings are interleaved in rounds, medians reported.
+meta-losses are printed and must agree), and the same loop with TorchOpt's functional optimizer
+(`torchopt` 0.7, in the `bench` extra; skipped if not installed). Timings are interleaved in
+rounds, medians reported.
 
 Memory: peak process memory (`resource.getrusage` ru_maxrss, one fresh subprocess per
 configuration, so each number is that configuration's own peak) of one jitted meta-gradient
@@ -19,6 +21,7 @@ Run:  python benchmarks/bench_meta.py                (speed and memory, ~3 minut
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -83,9 +86,20 @@ def jax_meta_grad(family, schedule, state, steps, remat):
     return jax.jit(jax.value_and_grad(f))
 
 
-def torch_meta_grad_fn(family, teacher, schedule, mp, state, steps):
-    """The same meta-loss in PyTorch (same weights, same minibatches); returns a callable."""
+def torch_meta_grad_fn(family, teacher, schedule, mp, state, steps, torchopt=False):
+    """The same meta-loss in PyTorch (same weights, same minibatches); returns a callable.
+
+    With `torchopt=True` the inner SGD step is TorchOpt's functional, differentiable optimizer
+    (`torchopt.sgd(1.0).update(..., inplace=False)` scaled by the schedule's rate, then
+    `torchopt.apply_updates(..., inplace=False)`), the library's way to write such an unroll; the
+    schedule's rate comes from the gradients, so they are taken with `create_graph=True` first.
+    """
     import torch
+
+    if torchopt:
+        import torchopt as topt
+
+        inner = topt.sgd(lr=1.0)
 
     task = family(state.task_key)
     _, sub = jax.random.split(state.key)  # the minibatch keys truncation_loss uses
@@ -128,6 +142,7 @@ def torch_meta_grad_fn(family, teacher, schedule, mp, state, steps):
         ws = [w.clone().requires_grad_(True) for w in weights]
         c = h = torch.zeros(n_hidden)
         meta_loss = torch.zeros(())
+        inner_state = inner.init(ws) if torchopt else None
         for t in range(steps):
             x = batches[t]
             loss = torch.mean((model(ws, x) - x @ teacher) ** 2)
@@ -154,11 +169,16 @@ def torch_meta_grad_fn(family, teacher, schedule, mp, state, steps):
             h = torch.sigmoid(o) * torch.tanh(c)
             s = torch.tanh(h @ w_out + b_out)[0]
             lr = schedule.base_lr * torch.exp(half * s * (1 - tau * tau) / (1 + s * tau))
-            ws = [w - lr * g for w, g in zip(ws, grads, strict=True)]
+            if torchopt:
+                updates, inner_state = inner.update(list(grads), inner_state, inplace=False)
+                scaled = [lr * u for u in updates]
+                ws = topt.apply_updates(ws, scaled, inplace=False)
+            else:
+                ws = [w - lr * g for w, g in zip(ws, grads, strict=True)]
             meta_loss = meta_loss + torch.clamp(log_l - log_loss0, max=meta.LOG_LOSS_CAP)
         meta_loss = meta_loss / steps
         meta_grads = torch.autograd.grad(meta_loss, meta_params)
-        return float(meta_loss), meta_grads
+        return float(meta_loss.detach()), meta_grads
 
     return run
 
@@ -171,6 +191,12 @@ def bench_speed(rounds):
         "jax, no remat": jax_meta_grad(family, schedule, state, steps, remat=False),
         "pytorch create_graph": torch_meta_grad_fn(family, teacher, schedule, mp, state, steps),
     }
+    if importlib.util.find_spec("torchopt") is not None:
+        fns["torchopt functional"] = torch_meta_grad_fn(
+            family, teacher, schedule, mp, state, steps, torchopt=True
+        )
+    else:
+        print("torchopt row skipped: torchopt is not installed (pip install -e '.[bench]')")
 
     def call(name):
         if name.startswith("jax"):
@@ -186,6 +212,13 @@ def bench_speed(rounds):
     jax_hi = np.asarray(jax_grads["schedule"]["params"]["lstm"]["hi"]["kernel"]).T
     pairs = [(jax_out, torch_grads[3].numpy()), (jax_hi, torch_grads[1].numpy()[: jax_hi.shape[0]])]
     grad_rel_diff = max(float(np.max(np.abs(a - b)) / np.max(np.abs(b))) for a, b in pairs)
+    if "torchopt functional" in fns:
+        topt_grads = fns["torchopt functional"]()[1]
+        pairs += [
+            (jax_out, topt_grads[3].numpy()),
+            (jax_hi, topt_grads[1].numpy()[: jax_hi.shape[0]]),
+        ]
+        grad_rel_diff = max(float(np.max(np.abs(a - b)) / np.max(np.abs(b))) for a, b in pairs)
     times = {name: [] for name in fns}
     for _ in range(rounds):
         for name in fns:
@@ -193,7 +226,10 @@ def bench_speed(rounds):
             call(name)
             times[name].append(time.perf_counter() - t0)
     torch_med = statistics.median(times["pytorch create_graph"])
-    print(f"max relative difference of the meta-gradients, JAX vs PyTorch: {grad_rel_diff:.2e}")
+    print(
+        "max relative difference of the meta-gradients, JAX vs PyTorch (and TorchOpt): "
+        f"{grad_rel_diff:.2e}"
+    )
     out = {
         name: {
             "median_ms": 1e3 * statistics.median(t),

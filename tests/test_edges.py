@@ -433,7 +433,10 @@ def _rounding(dtype):
 # Wrapped inners use a power-of-two rate: optax rounds the rate itself to the update dtype
 # (bf16(0.1) != 0.1), which the reference could not reproduce; 0.125 is exact in every dtype.
 MATRIX = {
-    "lookahead": lambda r: lj.lookahead(optax.chain(optax.sgd(0.125), r), 2, 0.5),
+    "lookahead": lambda r: lj.lookahead(optax.chain(optax.sgd(0.125), r), 2, 0.5),  # "auto"
+    "lookahead-tree": lambda r: lj.lookahead(
+        optax.chain(optax.sgd(0.125), r), 2, 0.5, slow_layout="tree"
+    ),
     "lookahead-flat": lambda r: lj.lookahead(
         optax.chain(optax.sgd(0.125), r), 2, 0.5, slow_layout="flat"
     ),

@@ -34,6 +34,7 @@ class Row(NamedTuple):
     median_ms: float
     ratio: float | None  # median / the baseline's median, measured in the same run
     baseline: str | None
+    bandwidth: float | None = None  # bytes the step must move / time, over the measured bandwidth
 
 
 def make_tree(n_leaves: int, shape: tuple[int, ...], seed: int) -> dict[str, jax.Array]:
@@ -92,10 +93,10 @@ class TorchRunner:
             self.optimizer.step()
 
 
-def time_interleaved(
+def time_rounds(
     runners: dict[str, Callable[[int], None]], rounds: int, steps_per_round: int
-) -> dict[str, float]:
-    """Median seconds per step of each runner, timed in interleaved rounds after a warm-up."""
+) -> dict[str, list[float]]:
+    """Seconds per step of each runner in each of `rounds` interleaved rounds, after a warm-up."""
     for run in runners.values():
         run(steps_per_round)  # compile and warm up
     times: dict[str, list[float]] = {name: [] for name in runners}
@@ -104,7 +105,21 @@ def time_interleaved(
             t0 = time.perf_counter()
             run(steps_per_round)
             times[name].append((time.perf_counter() - t0) / steps_per_round)
+    return times
+
+
+def time_interleaved(
+    runners: dict[str, Callable[[int], None]], rounds: int, steps_per_round: int
+) -> dict[str, float]:
+    """Median seconds per step of each runner, timed in interleaved rounds after a warm-up."""
+    times = time_rounds(runners, rounds, steps_per_round)
     return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def ratio_spread(times: dict[str, list[float]], name: str, baseline: str) -> tuple[float, float]:
+    """The 25th and 75th percentiles of `name`'s per-round time over `baseline`'s same round."""
+    ratios = np.asarray(times[name]) / np.asarray(times[baseline])
+    return float(np.percentile(ratios, 25)), float(np.percentile(ratios, 75))
 
 
 def _rows(shape, medians, baselines) -> list[Row]:
@@ -117,7 +132,7 @@ def _rows(shape, medians, baselines) -> list[Row]:
 
 
 def lookahead_suite(rounds: int = 21) -> list[Row]:
-    """`lj.lookahead(adamw)` and `optax.lookahead(adamw)` against `optax.adamw` alone."""
+    """`lj.lookahead(adamw)` (default and per-param layouts), `optax.lookahead(adamw)` vs adamw."""
     from lookahead_jax.lookahead import lookahead
 
     inner = optax.adamw(LR)
@@ -128,8 +143,8 @@ def lookahead_suite(rounds: int = 21) -> list[Row]:
         runners = {
             "optax.adamw": JaxRunner(inner, params, grads),
             "lj.lookahead(adamw)": JaxRunner(lookahead(inner, SYNC_PERIOD), params, grads),
-            "lj.lookahead(adamw, flat)": JaxRunner(
-                lookahead(inner, SYNC_PERIOD, slow_layout="flat"), params, grads
+            "lj.lookahead(adamw, tree)": JaxRunner(
+                lookahead(inner, SYNC_PERIOD, slow_layout="tree"), params, grads
             ),
             # Separate fast and slow buffers: init_synced aliases them, which donation rejects.
             "optax.lookahead(adamw)": JaxRunner(
@@ -141,11 +156,11 @@ def lookahead_suite(rounds: int = 21) -> list[Row]:
         medians = time_interleaved(runners, rounds, steps)
         baselines = {
             "lj.lookahead(adamw)": "optax.adamw",
-            "lj.lookahead(adamw, flat)": "optax.adamw",
+            "lj.lookahead(adamw, tree)": "optax.adamw",
             "optax.lookahead(adamw)": "optax.adamw",
         }
         rows += _rows(label, medians, baselines)
-        for ours in ("lj.lookahead(adamw)", "lj.lookahead(adamw, flat)"):
+        for ours in ("lj.lookahead(adamw)", "lj.lookahead(adamw, tree)"):
             speedup = medians["optax.lookahead(adamw)"] / medians[ours]
             name = f"optax.lookahead / {ours.removeprefix('lj.')}"
             rows.append(Row(label, name, float("nan"), speedup, None))
@@ -198,12 +213,18 @@ def optimizers_suite(
 
 def format_table(rows: Iterable[Row]) -> str:
     """A fixed-width text table of rows."""
-    header = f"{'shape':<24} {'variant':<42} {'median ms':>10} {'ratio':>7}  {'vs':<16}"
+    rows = list(rows)
+    with_bw = any(r.bandwidth is not None for r in rows)
+    header = f"{'shape':<24} {'variant':<42} {'median ms':>10} {'ratio':>7}  {'vs':<26}"
+    header += f" {'of BW':>6}" if with_bw else ""
     lines = [header, "-" * len(header)]
     for r in rows:
         ms = "" if np.isnan(r.median_ms) else f"{r.median_ms:10.3f}"
         ratio = "" if r.ratio is None else f"{r.ratio:7.2f}"
-        lines.append(f"{r.shape:<24} {r.variant:<42} {ms:>10} {ratio:>7}  {r.baseline or '':<16}")
+        line = f"{r.shape:<24} {r.variant:<42} {ms:>10} {ratio:>7}  {r.baseline or '':<26}"
+        if with_bw:
+            line += "" if r.bandwidth is None else f" {r.bandwidth:6.0%}"
+        lines.append(line.rstrip())
     return "\n".join(lines)
 
 
