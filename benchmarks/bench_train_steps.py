@@ -22,12 +22,16 @@ RESULTS = os.path.join(os.path.dirname(__file__), "results", "bench_train_steps.
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    parser.add_argument(
+        "--models", nargs="+", choices=list(train_step_timing.STEPS_PER_ROUND), help="default all"
+    )
     args = parser.parse_args()
     print(timing.environment(), flush=True)
-    rows, notes = train_step_timing.train_step_suite(rounds=3 if args.quick else 15)
+    rounds = 3 if args.quick else 15
+    rows, notes = train_step_timing.train_step_suite(rounds, args.models)
     print(timing.format_table(rows))
     print("\n".join(notes))
-    if not args.quick:
+    if not args.quick and not args.models:
         with open(RESULTS, "w") as f:
             report = {"environment": timing.environment(), "notes": notes}
             json.dump({**report, "rows": [r._asdict() for r in rows]}, f, indent=1)

@@ -136,9 +136,11 @@ class _UpdateRunner:
     """The optimizer alone on the model's params: fixed gradients and loss, update + apply."""
 
     def __init__(self, tx, params, loss, batch):
-        value, grads = jax.jit(jax.value_and_grad(loss))(params, batch)
+        # Arguments, not closed-over constants: XLA would otherwise embed 200 gradient arrays in
+        # the program, which is not what a train step does with them.
+        self.value, self.grads = jax.jit(jax.value_and_grad(loss))(params, batch)
 
-        def step(params, state):
+        def step(params, state, grads, value):
             updates, state = tx.update(grads, state, params, value=value)
             return optax.apply_updates(params, updates), state
 
@@ -149,7 +151,7 @@ class _UpdateRunner:
     def __call__(self, steps: int) -> None:
         p, s = self.carry
         for _ in range(steps):
-            p, s = self.step(p, s)
+            p, s = self.step(p, s, self.grads, self.value)
         self.carry = jax.block_until_ready((p, s))
 
 
@@ -168,7 +170,9 @@ class _GradRunner:
         jax.block_until_ready(out)
 
 
-def train_step_suite(rounds: int = 15) -> tuple[list[timing.Row], list[str]]:
+def train_step_suite(
+    rounds: int = 15, models: tuple[str, ...] | None = None
+) -> tuple[list[timing.Row], list[str]]:
     """Whole-train-step medians, ratios to `optax.adamw`'s step, and compiled temporaries.
 
     The ratio of each row is the median over rounds of its time over `optax.adamw`'s in the same
@@ -176,13 +180,19 @@ def train_step_suite(rounds: int = 15) -> tuple[list[timing.Row], list[str]]:
 
     Args:
       rounds: interleaved timing rounds per model.
+      models: the names of the models to time (keys of `STEPS_PER_ROUND`); default all.
 
     Returns:
       (rows, notes): the table, and one line per model with its size, the optimizer's share of
       the step and each variant's compiled temporary memory.
     """
     rows, notes = [], []
+    unknown = set(models or ()) - set(STEPS_PER_ROUND)
+    if unknown:
+        raise ValueError(f"train_step_suite: unknown models {sorted(unknown)}")
     for name, (params, loss, batch) in _models().items():
+        if models and name not in models:
+            continue
         runners: dict[str, Any] = {"forward+backward only": _GradRunner(params, loss, batch)}
         runners |= {v: _StepRunner(tx, params, loss, batch) for v, tx in _variants().items()}
         # The optimizer alone, timed in the same rounds: its differences are small and steady,
