@@ -114,3 +114,8 @@ def test_train_step_models_and_every_variant_take_the_step_it_names():
     chex.assert_trees_all_equal(
         after["lj.lookahead(learned_schedule(adam))"], after["learned_schedule(adam)"]
     )
+
+
+def test_train_step_suite_names_an_unknown_model():
+    with pytest.raises(ValueError, match=r"unknown models \['ResNet'\]"):
+        train_step_timing.train_step_suite(rounds=1, models=("ResNet",))
