@@ -10,6 +10,17 @@ import optax
 from lookahead_jax import checks, nested_state
 
 
+def _concatenate(leaves: list[jax.Array], dtype: Any) -> jax.Array:
+    """The leaves raveled into one fresh 1-D buffer of `dtype`."""
+    parts = [jnp.ravel(leaf).astype(dtype) for leaf in leaves]
+    return jnp.concatenate(parts) if parts else jnp.zeros((0,), dtype)
+
+
+def _is_placeholder(params: Any) -> bool:
+    """Whether `init` is being called by `optax.tree_map_params` (with its placeholder)."""
+    return type(params).__name__ == "_ParamsPlaceholder"
+
+
 @jax.tree_util.register_pytree_node_class
 class FlatSlow:
     """The slow weights as one flat buffer: `lookahead`'s layout on one device.
@@ -28,9 +39,7 @@ class FlatSlow:
     def from_tree(cls, tree: optax.Params, dtype: Any = None) -> "FlatSlow":
         leaves, treedef = jax.tree.flatten(tree)
         dtype = dtype or (jnp.result_type(*leaves) if leaves else jnp.float32)
-        parts = [jnp.ravel(leaf).astype(dtype) for leaf in leaves]
-        buffer = jnp.concatenate(parts) if parts else jnp.zeros((0,), dtype)
-        return cls(buffer, treedef, tuple(jnp.shape(leaf) for leaf in leaves))
+        return cls(_concatenate(leaves, dtype), treedef, tuple(jnp.shape(x) for x in leaves))
 
     def leaves(self) -> list[jax.Array]:
         """The slow weights leaf by leaf, in the params' flattening order (slices: no copy in jit).
@@ -50,9 +59,7 @@ class FlatSlow:
 
     def with_leaves(self, leaves: list[jax.Array]) -> "FlatSlow":
         """The same layout (tree structure, shapes, dtype) holding new leaves."""
-        parts = [jnp.ravel(leaf).astype(self.buffer.dtype) for leaf in leaves]
-        buffer = jnp.concatenate(parts) if parts else jnp.zeros((0,), self.buffer.dtype)
-        return FlatSlow(buffer, self.treedef, self.shapes)
+        return FlatSlow(_concatenate(leaves, self.buffer.dtype), self.treedef, self.shapes)
 
     def tree_flatten(self):
         return (self.buffer,), (self.treedef, self.shapes)
@@ -189,15 +196,16 @@ def lookahead(
         """
         if slow_layout != "auto":
             return slow_layout
-        if type(params).__name__ == "_ParamsPlaceholder" or jax.device_count() > 1:
-            return "tree" if jax.device_count() > 1 else "flat"
+        if jax.device_count() > 1:
+            return "tree"
+        if _is_placeholder(params):  # its dtypes are unknown: refused below, as "flat" is
+            return "flat"
         dtypes = {jnp.result_type(leaf) for leaf in jax.tree.leaves(params)}
         return "flat" if slow_dtype is not None or len(dtypes) <= 1 else "tree"
 
     def init_fn(params: optax.Params) -> LookaheadState:
         layout = resolve_layout(params)
-        if layout == "flat" and type(params).__name__ == "_ParamsPlaceholder":
-            # optax.tree_map_params
+        if layout == "flat" and _is_placeholder(params):
             raise TypeError(
                 f"lookahead(slow_layout={slow_layout!r}): optax.tree_map_params cannot map this "
                 "state: its slow weights are one flat buffer (the layout 'auto' picks on a single "

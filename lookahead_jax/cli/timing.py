@@ -116,9 +116,14 @@ def time_interleaved(
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
+def round_ratios(times: dict[str, list[float]], name: str, baseline: str) -> np.ndarray:
+    """`name`'s time over `baseline`'s in each round (a pair shares the machine's state then)."""
+    return np.asarray(times[name]) / np.asarray(times[baseline])
+
+
 def ratio_spread(times: dict[str, list[float]], name: str, baseline: str) -> tuple[float, float]:
     """The 25th and 75th percentiles of `name`'s per-round time over `baseline`'s same round."""
-    ratios = np.asarray(times[name]) / np.asarray(times[baseline])
+    ratios = round_ratios(times, name, baseline)
     return float(np.percentile(ratios, 25)), float(np.percentile(ratios, 75))
 
 

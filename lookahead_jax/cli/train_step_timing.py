@@ -13,6 +13,7 @@ learned schedule around Adam, and Lookahead around it; plus the forward and back
 so each table shows the optimizer's share of the step. Every variant gets the loss as `value=`.
 """
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -119,11 +120,12 @@ def _step(tx: optax.GradientTransformationExtraArgs, loss: Callable) -> Callable
 
 class _StepRunner:
     def __init__(self, tx, params, loss, batch):
-        self.step = jax.jit(_step(tx, loss), donate_argnums=(0, 1))
         params = jax.tree.map(jnp.copy, params)
         self.carry, self.batch = (params, tx.init(params)), batch
-        lowered = self.step.lower(*self.carry, batch)
-        self.temp_bytes = lowered.compile().memory_analysis().temp_size_in_bytes
+        # Compiled once, here: its memory analysis and its calls are the same executable.
+        jitted = jax.jit(_step(tx, loss), donate_argnums=(0, 1))
+        self.step = jitted.lower(*self.carry, batch).compile()
+        self.temp_bytes = self.step.memory_analysis().temp_size_in_bytes
 
     def __call__(self, steps: int) -> None:
         p, s = self.carry
@@ -132,37 +134,18 @@ class _StepRunner:
         self.carry = jax.block_until_ready((p, s))
 
 
-class _UpdateRunner:
-    """The optimizer alone on the model's params: fixed gradients and loss, update + apply."""
-
-    def __init__(self, tx, params, loss, batch):
-        # Arguments, not closed-over constants: XLA would otherwise embed 200 gradient arrays in
-        # the program, which is not what a train step does with them.
-        self.value, self.grads = jax.jit(jax.value_and_grad(loss))(params, batch)
-
-        def step(params, state, grads, value):
-            updates, state = tx.update(grads, state, params, value=value)
-            return optax.apply_updates(params, updates), state
-
-        self.step = jax.jit(step, donate_argnums=(0, 1))
-        params = jax.tree.map(jnp.copy, params)
-        self.carry = (params, tx.init(params))
-
-    def __call__(self, steps: int) -> None:
-        p, s = self.carry
-        for _ in range(steps):
-            p, s = self.step(p, s, self.grads, self.value)
-        self.carry = jax.block_until_ready((p, s))
+def _with_value(tx, value):
+    """`tx` as a plain transformation whose every update receives the loss `value=value`."""
+    return optax.GradientTransformation(tx.init, functools.partial(tx.update, value=value))
 
 
 class _GradRunner:
     """The forward and backward pass alone (the gradients are returned, as a step reads them)."""
 
     def __init__(self, params, loss, batch):
-        self.fn = jax.jit(jax.value_and_grad(loss))
         self.params, self.batch = params, batch
-        lowered = self.fn.lower(params, batch)
-        self.temp_bytes = lowered.compile().memory_analysis().temp_size_in_bytes
+        self.fn = jax.jit(jax.value_and_grad(loss)).lower(params, batch).compile()
+        self.temp_bytes = self.fn.memory_analysis().temp_size_in_bytes
 
     def __call__(self, steps: int) -> None:
         for _ in range(steps):
@@ -197,8 +180,11 @@ def train_step_suite(
         runners |= {v: _StepRunner(tx, params, loss, batch) for v, tx in _variants().items()}
         # The optimizer alone, timed in the same rounds: its differences are small and steady,
         # where those of whole steps drown in the forward and backward pass's noise.
+        # The gradients are arguments of the update-only step (timing.JaxRunner), not constants
+        # XLA would embed in the program.
+        value, grads = runners["forward+backward only"].fn(params, batch)
         updates_only = {
-            f"{v} (update only)": _UpdateRunner(tx, params, loss, batch)
+            f"{v} (update only)": timing.JaxRunner(_with_value(tx, value), params, grads)
             for v, tx in _variants().items()
         }
         times = timing.time_rounds(runners | updates_only, rounds, STEPS_PER_ROUND[name])
@@ -207,8 +193,7 @@ def train_step_suite(
         spreads = []
         for variant, t in medians.items():
             base = None if variant == "optax.adamw" else "optax.adamw"
-            # The median of per-round ratios: each round's pair shares the machine's state then.
-            ratio = float(np.median(np.divide(times[variant], times["optax.adamw"])))
+            ratio = float(np.median(timing.round_ratios(times, variant, "optax.adamw")))
             rows.append(timing.Row(name, variant, t * 1e3, ratio, base))
             if base and variant != "forward+backward only":
                 lo, hi = timing.ratio_spread(times, variant, base)
