@@ -9,6 +9,7 @@ ratios and the compiled temporary memory of every step. The harness is
 
 Run:  python benchmarks/bench_train_steps.py            (~3 minutes on 2 cores)
       python benchmarks/bench_train_steps.py --quick    (fewer rounds)
+      python benchmarks/bench_train_steps.py --models "MLP 100x64 (200 leaves)" --rounds 45
 """
 
 import argparse
@@ -25,13 +26,16 @@ if __name__ == "__main__":
     parser.add_argument(
         "--models", nargs="+", choices=list(train_step_timing.STEPS_PER_ROUND), help="default all"
     )
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 15, 3 quick)")
     args = parser.parse_args()
+    if args.rounds is not None and args.rounds < 1:
+        parser.error(f"--rounds must be >= 1, got {args.rounds}")
     print(timing.environment(), flush=True)
-    rounds = 3 if args.quick else 15
+    rounds = args.rounds or (3 if args.quick else 15)
     rows, notes = train_step_timing.train_step_suite(rounds, args.models)
     print(timing.format_table(rows))
     print("\n".join(notes))
-    if not args.quick and not args.models:
+    if not args.quick and not args.models and args.rounds is None:
         with open(RESULTS, "w") as f:
             report = {"environment": timing.environment(), "notes": notes}
             json.dump({**report, "rows": [r._asdict() for r in rows]}, f, indent=1)
