@@ -86,6 +86,7 @@ def average(
     start_step = checks.integer(caller, "start_step", start_step, 0)
     every = checks.integer(caller, "every", every, 1)
     if decay is not None:
+        decay = checks.static_number(caller, "decay", decay)
         if isinstance(decay, bool) or not isinstance(decay, numbers.Real):
             raise TypeError(f"{caller}: decay must be a float in [0, 1] or None, got {decay=}")
         if not 0.0 <= decay <= 1.0:
@@ -226,6 +227,9 @@ def swa_schedule(
         raise ValueError(f"{caller}: strategy must be 'cos' or 'linear', got {strategy=}")
     anneal_steps = checks.integer(caller, "anneal_steps", anneal_steps, 0)
     start_step = checks.integer(caller, "start_step", start_step, 0)
+    swa_lr = checks.static_number(caller, "swa_lr", swa_lr)
+    if not callable(base):
+        base = checks.static_number(caller, "base", base)
     if isinstance(swa_lr, bool) or not isinstance(swa_lr, numbers.Real):
         raise TypeError(f"{caller}: swa_lr must be a float, got {swa_lr=}")
     if not callable(base) and (isinstance(base, bool) or not isinstance(base, numbers.Real)):

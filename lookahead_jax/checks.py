@@ -36,9 +36,33 @@ def transformation(caller: str, inner: Any) -> optax.GradientTransformationExtra
     return optax.with_extra_args_support(inner)
 
 
+def static_number(caller: str, name: str, value: Any) -> Any:
+    """`value` as a Python number where it is a concrete shape-() array (NumPy or JAX).
+
+    For hyperparameters that fix a static choice (a period, a count, SWA's or EMA's weights):
+    a traced value cannot, so it gets a `TypeError` that says so; any other shape a `ValueError`.
+    Other values pass through unchanged for the caller's own check.
+    """
+    shape = getattr(value, "shape", None)
+    if shape is not None and shape != ():
+        raise ValueError(
+            f"{caller}: {name} must be a scalar (shape ()), got shape {tuple(shape)}: "
+            f"{name}={value!r}"
+        )
+    if isinstance(value, jax.core.Tracer):
+        raise TypeError(
+            f"{caller}: {name} must be a concrete number, not a traced value (it is static: "
+            f"pass it as a Python number, outside jit), got {name}={value!r}"
+        )
+    if isinstance(value, jax.Array | np.ndarray | np.generic):
+        return value.item()
+    return value
+
+
 def integer(caller: str, name: str, value: Any, minimum: int, maximum: int = INT32_MAX) -> int:
     """`value` as an int in [minimum, maximum] (int32 counters by default)."""
     what = f"an int in [{minimum}, {maximum}]"
+    value = static_number(caller, name, value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{caller}: {name} must be {what}, got {name}={value!r}")
     if not minimum <= value <= maximum:

@@ -34,6 +34,18 @@ def _safe_norm(sq_norm: jax.Array) -> jax.Array:
     return jnp.where(positive, root, jnp.where(sq_norm == 0, 0.0, sq_norm))
 
 
+def _sq_norm(u: jax.Array, dtype: jnp.dtype) -> jax.Array:
+    """Squared norm of one leaf, summed in the schedule's dtype at least.
+
+    bfloat16 gradients would otherwise round it to 3 significant digits before the schedule reads
+    it. A complex leaf counts as its (real, imag) pair, as PyTorch treats it: |u|^2, not u^2.
+    """
+    u = u.astype(jnp.promote_types(u.dtype, dtype))
+    if jnp.iscomplexobj(u):
+        return jnp.sum(jnp.square(u.real) + jnp.square(u.imag))
+    return jnp.sum(jnp.square(u))
+
+
 def learned_schedule(
     inner: optax.GradientTransformation,
     schedule: LSTMSchedule,
@@ -111,15 +123,7 @@ def learned_schedule(
                 "tx.update(grads, state, params, value=loss); in a Flax TrainState use "
                 "ExtraArgsTrainState.apply_gradients(grads=grads, value=loss)."
             )
-        # The squared norm summed in the schedule's dtype (at least): bfloat16 gradients would
-        # otherwise round it to 3 significant digits before the schedule reads it.
-        sq = sum(
-            (
-                jnp.sum(jnp.square(u.astype(jnp.promote_types(u.dtype, dtype))))
-                for u in jax.tree.leaves(updates)
-            ),
-            start=jnp.zeros([], dtype),
-        )
+        sq = sum((_sq_norm(u, dtype) for u in jax.tree.leaves(updates)), start=jnp.zeros([], dtype))
         grad_norm = _safe_norm(sq)
         carry, lr = schedule.apply(schedule_params, state.carry, value, grad_norm)
         inner_updates, inner_state = inner.update(

@@ -19,10 +19,11 @@ Conventions shared by all of them:
   `exp_avg_sq`, `max_exp_avg_sq`, `square_avg`, `grad_avg`, `sum`); `count` is PyTorch's `step`.
 - Hyperparameters are validated at construction where PyTorch raises, with a `ValueError` naming
   the argument and its value (arrays must have shape ``()``). Under `optax.inject_hyperparams`
-  they are traced arrays and cannot be checked; an injected `momentum` or `weight_decay` is then
-  always applied (a buffer is kept even at 0), since the state structure cannot depend on a traced
-  value. That is why their defaults are None (no momentum, no decay, as PyTorch's 0): a default
-  is not injected, so `inject_hyperparams(sgd)(learning_rate=...)` has the bare state's structure.
+  they are traced arrays and cannot be checked; an injected `weight_decay` is then always applied.
+  The state's structure cannot depend on a traced value, so, as in optax, a momentum buffer is
+  kept iff `momentum` is given (0 included): `momentum=None`, the default, keeps none (PyTorch's
+  0), and `inject_hyperparams(sgd)(learning_rate=..., momentum=m)` has the structure of
+  `sgd(learning_rate=..., momentum=m)` for every m.
 - Element-wise maths runs in the widest of the param, gradient and buffer dtypes (at least float32),
   each buffer is stored back in the dtype it was initialised with, and updates come back in the
   gradient's dtype, as optax's do.
@@ -272,7 +273,8 @@ def sgd(
 
     Args:
       learning_rate: eta, a float >= 0 or an optax schedule of the steps already taken.
-      momentum: mu >= 0; None (the default) or 0 keeps no buffer.
+      momentum: mu >= 0; None (the default) keeps no buffer, a number (0 included, as in
+        optax) keeps one, so that `optax.inject_hyperparams` gives the same state structure.
       dampening: tau, the dampening of the gradient in the momentum buffer.
       nesterov: Nesterov momentum (requires momentum > 0 and dampening = 0).
       weight_decay: lambda >= 0, coupled L2 decay added to the gradient; None (the default) or 0
@@ -304,15 +306,18 @@ def sgd(
             f"{caller}: Nesterov momentum requires momentum > 0 and dampening = 0, got "
             f"{momentum=}, {dampening=}"
         )
-    has_momentum = not checks.is_python_zero(momentum)
+    # As in optax: a buffer iff momentum is given, 0 included, so that the state's structure is
+    # the same whether the value is a Python number or injected (traced).
+    has_momentum = momentum is not None
     has_decay = not checks.is_python_zero(weight_decay)
 
     def step_scalars(step: Step):
-        # PyTorch's buffer starts as the first d: b = 0 * b + 1 * d on the first step.
+        # PyTorch's buffer starts as the first d: b = 0 * b + 1 * d on the first step. At
+        # momentum 0 PyTorch uses d itself (no dampening): b = d then too.
         first = step.t == 1
-        mu = 0.0 if momentum is None else momentum  # `or` would test a traced value
-        buf_coef = jnp.where(first, 0.0, jnp.asarray(mu, step.dtype))
-        grad_coef = jnp.where(first, 1.0, _one_minus(dampening, step.dtype))
+        mu = jnp.asarray(0.0 if momentum is None else momentum, step.dtype)
+        buf_coef = jnp.where(first, 0.0, mu)
+        grad_coef = jnp.where(first | (mu == 0), 1.0, _one_minus(dampening, step.dtype))
         return step.lr, buf_coef, grad_coef
 
     def rule(scalars, leaf: Leaf, b=None):
@@ -662,7 +667,8 @@ def rmsprop(
       eps: epsilon >= 0, outside the square root.
       weight_decay: lambda >= 0, coupled L2 decay added to the gradient; None (the default) or 0
         for none.
-      momentum: mu >= 0; None (the default) or 0 keeps no buffer.
+      momentum: mu >= 0; None (the default) keeps no buffer, a number (0 included, as in
+        optax) keeps one, so that `optax.inject_hyperparams` gives the same state structure.
       centered: normalise by the estimated variance (keeps the gradient average `grad_avg`).
       maximize: maximise the objective instead of minimising it.
 
@@ -684,7 +690,7 @@ def rmsprop(
     checks.nonnegative(caller, "eps", eps)
     checks.nonnegative(caller, "alpha", alpha)
     _optional_nonnegative(caller, momentum=momentum, weight_decay=weight_decay)
-    has_momentum = not checks.is_python_zero(momentum)
+    has_momentum = momentum is not None  # as in sgd: 0 included (the injected structure)
     has_decay = not checks.is_python_zero(weight_decay)
 
     def rule(scalars, leaf: Leaf, s, *rest):

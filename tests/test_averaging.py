@@ -316,7 +316,7 @@ def test_swa_schedule_validation(kwargs, error, shown):
         optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
         torch_kwargs = {"anneal_strategy": kwargs.get("strategy", "cos")}
         torch_kwargs["anneal_epochs"] = kwargs.get("anneal_steps", 10)
-        with pytest.raises(ValueError):  # SWALR rejects the same values
+        with pytest.raises(ValueError, match=r"^anneal_(strategy|epochs) must be"):  # as SWALR does
             swa_utils.SWALR(optimizer, 0.01, **torch_kwargs)
 
 

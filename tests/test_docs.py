@@ -46,6 +46,29 @@ def test_migration_guide_carries_every_tested_row():
     assert not missing, "docs/migration.md lacks rows of the tested table:\n" + "\n".join(missing)
 
 
+def test_migration_table_states_our_real_defaults():
+    # The argument-by-argument table is hand-written: each `name=default` it shows for a
+    # lookahead_jax optimizer must be that function's default.
+    import ast
+    import inspect
+
+    guide = (DOCS / "migration.md").read_text()
+    start = guide.index("The optimizers lookahead_jax implements, argument by argument:")
+    guide = guide[start : guide.index("\n\n", guide.index("| --- |", start))]
+    calls = re.findall(r"^\| `[\w.]+\(.*?\)`[^|]*\| `(\w+)\((.*?)\)` \|", guide, re.M)
+    ours = {"sgd", "adam", "adamw", "bert_adamw", "rmsprop", "adagrad"}
+    assert {name for name, _ in calls} >= ours
+    for name, args in calls:
+        if not hasattr(lookahead_jax, name):
+            continue
+        signature = inspect.signature(getattr(lookahead_jax, name))
+        for arg in args.split(", "):
+            if "=" not in arg:
+                continue
+            key, value = arg.split("=", 1)
+            assert signature.parameters[key].default == ast.literal_eval(value), (name, arg)
+
+
 def test_every_page_and_notebook_is_in_the_toctree():
     index = (DOCS / "index.md").read_text()
     pages = [p.stem for p in DOCS.glob("*.md") if p.stem != "index"] + ["api"]

@@ -4,6 +4,7 @@ hyperparameters, and the optax/Flax contracts a drop-in transformation must keep
 Each test here failed on the code before its fix.
 """
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -72,32 +73,81 @@ def test_state_dtypes_survive_an_update_without_params(name):
 
 def _at_optimum_family(task_key):
     del task_key
+
+    def loss(p, batch=None):
+        return 0.5 * jnp.sum(p["w"] ** 2) + 1.0
+
     return meta.Task(
         init_params=lambda key: {"w": jnp.zeros(3)},  # the optimum: the gradient is exactly 0
-        loss=lambda p, batch: 0.5 * jnp.sum(p["w"] ** 2) + 1.0,
+        loss=loss,
         sample_batch=lambda key: jnp.zeros([]),
-        full_loss=lambda p: 0.5 * jnp.sum(p["w"] ** 2) + 1.0,
+        full_loss=loss,
     )
 
 
-def test_meta_gradient_is_finite_at_an_exactly_zero_inner_gradient():
+def _drift_from(step: int, drift: float) -> optax.GradientTransformation:
+    """Adds `drift` to every update from `step` on: it walks a run off its optimum."""
+
+    def update(updates, count, params=None):
+        del params
+        on = jnp.where(count >= step, drift, 0.0)
+        return jax.tree.map(lambda u: u + on.astype(u.dtype), updates), count + 1
+
+    return optax.GradientTransformation(lambda params: jnp.zeros([], jnp.int32), update)
+
+
+def test_meta_gradient_is_exact_through_exactly_zero_inner_gradients(x64):
+    # The run sits at its optimum for 4 steps (gradients exactly 0) while its params already
+    # depend on the schedule (w = 0 - lr * 0): the path on which sqrt's infinite derivative at 0
+    # made the meta-gradient NaN. Then a drift walks it off, by steps the rate sets, so the true
+    # meta-gradient is not zero and a wrong one shows against central differences.
+    inner = optax.chain(_drift_from(3, 1.0), optax.sgd(1.0))
     schedule = lj.LSTMSchedule(base_lr=0.1, hidden_size=4)
-    mp = {"schedule": schedule.init_params(jax.random.key(0))}
-    tx = lj.learned_schedule(optax.sgd(1.0), schedule, mp["schedule"])
+    mp = {
+        "schedule": jax.tree.map(
+            lambda x: x.astype(jnp.float64), schedule.init_params(jax.random.key(0))
+        )
+    }
+    tx = lj.learned_schedule(inner, schedule, mp["schedule"])
     state = meta.fresh_state(_at_optimum_family, tx, jax.random.key(1), None)
-    grads = jax.grad(
-        lambda mp: meta.truncation_loss(
-            mp, state, _at_optimum_family, schedule, optax.sgd(1.0), 5, objective="mean_loss"
+    steps = 8
+
+    params, opt_state, zero_steps = state.params, state.opt_state, 0
+    loss_fn = _at_optimum_family(None).loss
+    for _ in range(steps):
+        loss, g = jax.value_and_grad(loss_fn)(params)
+        zero_steps += int(float(jnp.sum(g["w"] ** 2)) == 0.0)
+        updates, opt_state = tx.update(g, opt_state, params, value=loss)
+        params = optax.apply_updates(params, updates)
+    assert zero_steps == 4  # steps 0-3: the drift first moves w in the update of step 3
+
+    @jax.jit
+    def f(mp):
+        return meta.truncation_loss(
+            mp, state, _at_optimum_family, schedule, inner, steps, objective="mean_log_loss"
         )[0]
-    )(mp)
-    leaves = jax.tree.leaves(grads)
-    assert all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
+
+    grads = jax.jit(jax.grad(f))(mp)
+    leaves, treedef = jax.tree.flatten(mp)
+    keys = jax.random.split(jax.random.key(2), len(leaves))
+    v = treedef.unflatten(
+        [jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves, strict=True)]
+    )
+    eps = 1e-6
+    plus = f(jax.tree.map(lambda p, d: p + eps * d, mp, v))
+    minus = f(jax.tree.map(lambda p, d: p - eps * d, mp, v))
+    fd = (plus - minus) / (2 * eps)
+    pairs = zip(jax.tree.leaves(grads), jax.tree.leaves(v), strict=True)
+    ad = sum(jnp.vdot(a, b) for a, b in pairs)
+    assert abs(fd) > 1e-6  # the direction moves the objective
+    np.testing.assert_allclose(ad, fd, rtol=1e-5)
 
 
 @pytest.mark.parametrize("grad_norm", [0.0, np.inf, np.nan])
 def test_schedule_features_and_their_gradient_stay_finite(grad_norm):
     schedule = lj.LSTMSchedule(base_lr=0.1, hidden_size=4)
     params = schedule.init_params(jax.random.key(0))
+    clip = schedule.feature_clip
 
     def lr_of(params, grad_norm):
         carry = schedule.initial_carry()
@@ -105,12 +155,25 @@ def test_schedule_features_and_their_gradient_stay_finite(grad_norm):
             carry, lr = schedule.apply(params, carry, loss, grad_norm)
         return lr
 
-    feats, _ = schedule.apply(
-        params, schedule.initial_carry(), 1.0, grad_norm, method=lj.LSTMSchedule.features
-    )
-    assert bool(jnp.all(jnp.isfinite(feats)))
+    def features(grad_norm):
+        return schedule.apply(
+            params, schedule.initial_carry(), 1.0, grad_norm, method=lj.LSTMSchedule.features
+        )[0]
+
+    feats = features(jnp.float32(grad_norm))
     grads = jax.grad(lr_of)(params, jnp.float32(grad_norm))
+    if grad_norm == 0.0:
+        # Zero reads as the smallest normal norm (log space is floored there), value and
+        # derivative alike: no -inf feature, no 0 * inf in the backward pass.
+        tiny = jnp.finfo(jnp.float32).tiny
+        np.testing.assert_array_equal(feats, features(tiny))
+        expected = jax.grad(lr_of)(params, tiny)
+    else:
+        # A non-finite norm is flagged and its three features sit at the clip.
+        np.testing.assert_array_equal(feats[2:6], [clip, clip, clip, 1.0])
+        expected = jax.grad(lr_of)(params, jnp.float32(np.inf))
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+    jax.tree.map(np.testing.assert_array_equal, grads, expected)
 
 
 # -- 4. A loss of exactly 0 is the floor of the meta-objective, not a divergence -----------------
@@ -165,6 +228,61 @@ def test_meta_train_refuses_a_negative_loss_with_a_clear_error():
         )
 
 
+def _goes_negative_family(task_key):
+    del task_key
+    # >= 0 at the initial params (w = 1: loss 1), negative from w^2 < 0.5 on: sgd gets there.
+    return meta.Task(
+        init_params=lambda key: {"w": jnp.ones(2)},
+        loss=lambda p, batch: jnp.sum(p["w"] ** 2) - 1.0,
+        sample_batch=lambda key: jnp.zeros([]),
+        full_loss=lambda p: jnp.sum(p["w"] ** 2) - 1.0,
+    )
+
+
+def test_a_loss_going_negative_in_the_unroll_is_an_error_not_a_divergence():
+    # Before: the negative loss was capped as a divergence and meta-training went on, silently.
+    schedule = lj.LSTMSchedule(base_lr=0.3, hidden_size=4)
+    mp = {"schedule": schedule.init_params(jax.random.key(0))}
+    tx = lj.learned_schedule(optax.sgd(1.0), schedule, mp["schedule"])
+    state = meta.fresh_state(_goes_negative_family, tx, jax.random.key(1), None)
+    value, _ = meta.truncation_loss(
+        mp, state, _goes_negative_family, schedule, optax.sgd(1.0), 4, objective="final_log_loss"
+    )
+    assert np.isnan(value)  # no score, rather than the divergence cap
+    with pytest.raises(ValueError, match=r"loss went negative during meta-step 0"):
+        meta.meta_train(
+            _goes_negative_family,
+            schedule,
+            optax.sgd(1.0),
+            key=jax.random.key(0),
+            num_meta_steps=2,
+            horizon=4,
+            num_tasks=2,
+        )
+
+
+def test_a_non_finite_initial_loss_is_named_as_such():
+    def nan_at_init(task_key):
+        del task_key
+        return meta.Task(
+            init_params=lambda key: {"w": jnp.full(2, jnp.nan)},
+            loss=lambda p, batch: jnp.sum(p["w"] ** 2),
+            sample_batch=lambda key: jnp.zeros([]),
+            full_loss=lambda p: jnp.sum(p["w"] ** 2),
+        )
+
+    with pytest.raises(ValueError, match=r"full_loss at its initial params is nan"):
+        meta.meta_train(
+            nan_at_init,
+            lj.LSTMSchedule(base_lr=0.1, hidden_size=4),
+            optax.sgd(1.0),
+            key=jax.random.key(0),
+            num_meta_steps=1,
+            horizon=4,
+            num_tasks=2,
+        )
+
+
 # -- 5. slow_layout="flat" and optax.tree_map_params ----------------------------------------
 
 
@@ -208,11 +326,43 @@ def test_tree_layout_works_with_the_readme_sharding_recipe():
         lambda: lj.adam(np.array([1e-3])),
         lambda: lj.sgd(0.1, momentum=jnp.array([0.9])),
         lambda: lj.rmsprop(1e-3, alpha=np.array([0.9])),
+        lambda: lj.lookahead(optax.sgd(0.1), sync_period=np.array([5])),
+        lambda: lj.average(optax.sgd(0.1), decay=np.array([0.9])),
+        lambda: lj.swa_schedule(0.1, swa_lr=jnp.array([0.01])),
     ],
 )
 def test_array_hyperparameters_must_have_shape_empty(make):
     with pytest.raises(ValueError, match=r"must be a scalar \(shape \(\)\), got shape \(1,\)"):
         make()
+
+
+def test_static_hyperparameters_take_shape_empty_arrays_as_their_numbers():
+    # A shape-() NumPy or JAX array is a scalar (before: a TypeError for average's decay and
+    # every int argument): it gives exactly what the Python number gives.
+    params = jnp.array([1.0, -2.0])
+    grads = [jnp.array([0.5, 0.25]), jnp.array([-1.0, 2.0]), jnp.array([0.3, 0.1])]
+
+    def run(tx):
+        state = tx.init(params)
+        for g in grads:
+            _, state = tx.update(g, state, params)
+        return state
+
+    as_numbers = run(lj.average(lj.lookahead(optax.sgd(0.1), 2, 0.5), decay=0.75, start_step=1))
+    as_arrays = run(
+        lj.average(
+            lj.lookahead(optax.sgd(0.1), np.array(2), jnp.array(0.5)),
+            decay=np.array(0.75),
+            start_step=np.int64(1),
+        )
+    )
+    chex.assert_trees_all_equal(as_arrays, as_numbers)
+    assert float(lj.averaged_params(as_numbers)[0]) != 1.0  # the average did move
+
+
+def test_a_traced_static_hyperparameter_says_it_must_be_concrete():
+    with pytest.raises(TypeError, match=r"lookahead: sync_period must be a concrete number"):
+        jax.jit(lambda k: lj.lookahead(optax.sgd(0.1), sync_period=k).init(jnp.ones(2)))(5)
 
 
 # -- 7. average checks gradients against params ---------------------------------------------------
@@ -345,7 +495,15 @@ def test_extra_args_train_state_overwrites_with_gradient_like_flax():
 
 
 @pytest.mark.parametrize(
-    "make", [lambda: lj.adam(1e-3), lambda: lj.rmsprop(1e-3), lambda: lj.adagrad(1e-2)]
+    "make",
+    [
+        lambda: lj.adam(1e-3),
+        lambda: lj.adamw(1e-3),
+        lambda: lj.bert_adamw(1e-3),
+        lambda: lj.rmsprop(1e-3),
+        lambda: lj.adagrad(1e-2),
+    ],
+    ids=["adam", "adamw", "bert_adamw", "rmsprop", "adagrad"],
 )
 def test_complex_params_are_refused_where_the_rule_would_be_wrong(make):
     with pytest.raises(TypeError, match=r"complex.*params\['z'\]"):
@@ -371,6 +529,68 @@ def test_sgd_on_complex_params_matches_torch():
     np.testing.assert_allclose(np.asarray(p), tp.detach().numpy(), rtol=1e-12)
 
 
+def _complex_parabola():
+    # optax's alias_test parabola in complex64: sum |p - target|^2, target scaled by 1 + 1j.
+    start = jnp.array([-1.0, 10.0, 1.0], jnp.complex64)
+    target = jnp.array([1.0, -1.0, 1.0], jnp.complex64) * (1 + 1j)
+    return start, target, lambda p: jnp.sum(jnp.square(jnp.abs(p - target)))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: lj.sgd(0.1),
+        lambda: lj.sgd(0.05, momentum=0.9, nesterov=True),
+        lambda: lj.lookahead(lj.sgd(0.1), sync_period=5, slow_step_size=0.5),
+        lambda: lj.learned_schedule(
+            optax.sgd(1.0), *lj.pretrained_schedule(horizon=500, base_lr=0.1)
+        ),
+    ],
+    ids=["sgd", "sgd-nesterov", "lookahead-sgd", "learned_schedule-sgd"],
+)
+def test_complex_parabola_converges_as_in_optax_contract(make):
+    # optax's test_optimization: gradients conjugated before the update (JAX's convention).
+    start, target, objective = _complex_parabola()
+    tx = make()
+    params, state = start, tx.init(start)
+
+    @jax.jit
+    def step(params, state):
+        value, grads = jax.value_and_grad(objective)(params)
+        updates, state = tx.update(jnp.conj(grads), state, params, value=value)
+        return optax.apply_updates(params, updates), state
+
+    for _ in range(500):
+        params, state = step(params, state)
+    assert params.dtype == jnp.complex64
+    np.testing.assert_allclose(params, target, atol=1e-2)
+
+
+def test_learned_schedule_reads_a_complex_param_as_its_real_pair():
+    # torch's view of a complex param: a (real, imag) pair. The schedule must read the same
+    # gradient norm, so emit the same rates and give the same trajectory (before: u^2, not |u|^2).
+    start, target, objective = _complex_parabola()
+    schedule, sp = lj.pretrained_schedule(horizon=20, base_lr=0.05)
+
+    def run(params, objective, conj):
+        tx = lj.learned_schedule(optax.sgd(1.0), schedule, sp)
+        state, rates = tx.init(params), []
+        for _ in range(20):
+            value, grads = jax.value_and_grad(objective)(params)
+            updates, state = tx.update(conj(grads), state, params, value=value)
+            params = optax.apply_updates(params, updates)
+            rates.append(float(lj.current_learning_rate(state)))
+        return params, np.array(rates)
+
+    z, z_rates = run(start, objective, jnp.conj)
+    pair = jnp.stack([start.real, start.imag], axis=-1)
+    t_pair = jnp.stack([target.real, target.imag], axis=-1)
+    x, x_rates = run(pair, lambda x: jnp.sum(jnp.square(x - t_pair)), lambda g: g)
+    np.testing.assert_allclose(z_rates, x_rates, rtol=1e-5)
+    assert np.ptp(z_rates) > 0  # the rate did move with what the schedule read
+    np.testing.assert_allclose(np.stack([z.real, z.imag], -1), x, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize(
     ("factory", "kwargs"),
     [
@@ -388,6 +608,46 @@ def test_inject_hyperparams_keeps_the_bare_state_structure(factory, kwargs):
     assert jax.tree.structure(state.inner_state) == jax.tree.structure(bare)
     # ... and it updates without params, as the bare one does.
     injected.update(params, state)
+
+
+@pytest.mark.parametrize(
+    ("factory", "kwargs"),
+    [
+        (lj.sgd, {"learning_rate": 0.1, "momentum": 0.0}),
+        (lj.sgd, {"learning_rate": 0.1, "momentum": 0.9, "dampening": 0.1}),
+        (lj.rmsprop, {"learning_rate": 1e-3, "momentum": 0.0}),
+    ],
+    ids=["sgd-momentum0", "sgd-momentum0.9", "rmsprop-momentum0"],
+)
+def test_inject_hyperparams_with_an_explicit_momentum_keeps_the_structure(factory, kwargs):
+    # optax's contract for every argument, 0 included (before: a Python 0 kept no buffer while
+    # the injected, traced 0 had to keep one).
+    params = {"w": jnp.ones(3)}
+    bare = factory(**kwargs).init(params)
+    state = optax.inject_hyperparams(factory)(**kwargs).init(params)
+    assert jax.tree.structure(state.inner_state) == jax.tree.structure(bare)
+
+
+@pytest.mark.parametrize("inject", [False, True], ids=["bare", "injected"])
+def test_sgd_at_momentum_zero_with_dampening_matches_torch(inject):
+    # PyTorch skips the buffer at momentum 0: no dampening. Ours keeps a buffer (above), so the
+    # dampening must not reach the update from step 2 on, whether momentum is static or traced.
+    torch = pytest.importorskip("torch")
+    p0 = np.array([1.0, -2.0, 0.5])
+    grads = [np.sin(np.arange(3) + i) for i in range(4)]
+    with jax.enable_x64(True):
+        factory = optax.inject_hyperparams(lj.sgd) if inject else lj.sgd
+        tx = factory(learning_rate=0.1, momentum=0.0, dampening=0.5)
+        p, state = jnp.asarray(p0), tx.init(jnp.asarray(p0))
+        for g in grads:
+            u, state = tx.update(jnp.asarray(g), state, p)
+            p = optax.apply_updates(p, u)
+    tp = torch.tensor(p0, requires_grad=True)
+    opt = torch.optim.SGD([tp], lr=0.1, momentum=0.0, dampening=0.5)
+    for g in grads:
+        tp.grad = torch.tensor(g)
+        opt.step()
+    np.testing.assert_allclose(np.asarray(p), tp.detach().numpy(), rtol=1e-14)
 
 
 def test_slow_step_size_zero_resets_to_fixed_slow_weights():
@@ -443,6 +703,9 @@ MATRIX = {
     "lookahead-slow-f32": lambda r: lj.lookahead(
         optax.chain(optax.sgd(0.125), r), 2, 0.5, slow_dtype=jnp.float32
     ),
+    "lookahead-tree-slow-f32": lambda r: lj.lookahead(
+        optax.chain(optax.sgd(0.125), r), 2, 0.5, slow_dtype=jnp.float32, slow_layout="tree"
+    ),
     "sgd": lambda r: lj.sgd(0.1, momentum=0.9, weight_decay=0.01),
     "adam": lambda r: lj.adam(1e-2, amsgrad=True),
     "adam-mu-bf16-nu-f32": lambda r: lj.adam(1e-2, mu_dtype=jnp.bfloat16, nu_dtype=jnp.float32),
@@ -470,7 +733,13 @@ def _eps(dtype) -> float:
 @pytest.mark.parametrize("name", sorted(MATRIX))
 def test_dtype_matrix(name, param_dtype, grad_dtype):
     """State dtypes stay what init made them, updates come back in the gradient's dtype, and
-    every state leaf equals a float64 run given the same inputs, to its own storage rounding."""
+    every state leaf and every update equal a float64 run given the same inputs, to the rounding
+    of the dtype it is stored or returned in.
+
+    The float64 reference is the library's own float64 path, which the torch.optim grid
+    (`test_optimizers.py`) and the NumPy transcription of Algorithm 1 (`test_lookahead.py`)
+    check to ~1e-15: so each mixed-precision run is held to those references through it.
+    """
     x64 = param_dtype == "float64"
     gdt = param_dtype if grad_dtype == "same" else grad_dtype
     rng = np.random.default_rng(0)
@@ -483,22 +752,25 @@ def test_dtype_matrix(name, param_dtype, grad_dtype):
         params = jax.tree.map(lambda p: jnp.asarray(p, param_dtype), p0)
         state = tx.init(params)
         init_dtypes = [x.dtype for x in jax.tree.leaves(state)]
-        seen_params = []
+        seen_params, seen_updates = [], []
         for g, loss in zip(grads, losses, strict=True):
             g = jax.tree.map(lambda x: jnp.asarray(x, gdt), g)
             seen_params.append(params)
             updates, state = tx.update(g, state, params, value=jnp.float32(loss))
             assert jax.tree.all(jax.tree.map(lambda u: u.dtype == jnp.dtype(gdt), updates))
+            seen_updates.append(updates)
             params = optax.apply_updates(params, updates)
         assert [x.dtype for x in jax.tree.leaves(state)] == init_dtypes
 
     with jax.enable_x64(True):  # the reference: float64 maths on the very same inputs
         ref_tx = MATRIX[name](_rounding(jnp.dtype(gdt)))
         ref_state = ref_tx.init(jax.tree.map(lambda p: jnp.asarray(p, jnp.float64), seen_params[0]))
+        ref_updates = []
         for g, loss, p in zip(grads, losses, seen_params, strict=True):
             g = jax.tree.map(lambda x: jnp.asarray(jnp.asarray(x, gdt), jnp.float64), g)
             p = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), p)
-            _, ref_state = ref_tx.update(g, ref_state, p, value=jnp.float64(loss))
+            u, ref_state = ref_tx.update(g, ref_state, p, value=jnp.float64(loss))
+            ref_updates.append(u)
 
         def close(ours, ref):
             ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
@@ -509,6 +781,7 @@ def test_dtype_matrix(name, param_dtype, grad_dtype):
             return float(np.max(np.abs(ours - ref), initial=0.0)) <= 4 * STEPS * _eps(dtype) * scale
 
         dtypes = [x.dtype for x in jax.tree.leaves(state) if jnp.issubdtype(x.dtype, jnp.inexact)]
+        dtypes_all = list(dtypes)
         init_leaf_dtype = [x.dtype for x in jax.tree.leaves(state)]
         bad = [
             path
@@ -518,6 +791,18 @@ def test_dtype_matrix(name, param_dtype, grad_dtype):
             if not close(o, r)
         ]
         assert not bad, [jax.tree_util.keystr(p) for p in bad]
+
+        # The updates: rounded to the gradient's dtype on return, after maths on state that was
+        # rounded to its storage dtypes on the steps before.
+        widest_eps = max([_eps(gdt)] + [_eps(d) for d in dtypes_all])
+        for t, (ours, ref) in enumerate(zip(seen_updates, ref_updates, strict=True)):
+            for (path, o), r in zip(
+                jax.tree_util.tree_leaves_with_path(ours), jax.tree.leaves(ref), strict=True
+            ):
+                o, r = np.asarray(o, np.float64), np.asarray(r, np.float64)
+                scale = max(float(np.max(np.abs(r))), 1e-30)
+                err = float(np.max(np.abs(o - r)))
+                assert err <= 4 * STEPS * widest_eps * scale, (t, jax.tree_util.keystr(path), err)
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,8 @@ is an XLA flag that must be set before jax starts). For each transformation:
   compiles no more after the second step, and matches a one-device run (float64, so only the
   reduction order of the batch mean differs).
 
+`readme_fsdp_snippet`: the README's sharding snippet, run as written, matches a one-device step.
+
 `meta_gradient_tasks_sharded`: meta-training's batch of tasks split across the devices by the
 caller (tasks sharded, meta-params replicated), equal to the unsharded meta step.
 """
@@ -42,7 +44,7 @@ TRANSFORMATIONS = [
 CHECKS = [
     pytest.param(name, id=name)
     for name in [f"{t}:{kind}" for t in TRANSFORMATIONS for kind in ("init", "train")]
-    + ["meta_gradient_tasks_sharded", "meta_train_with_a_mesh"]
+    + ["meta_gradient_tasks_sharded", "meta_train_with_a_mesh", "readme_fsdp_snippet"]
 ]
 
 

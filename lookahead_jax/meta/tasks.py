@@ -23,11 +23,13 @@ Batch = Any
 class Task(NamedTuple):
     """A training problem: params initialisation, minibatch loss, batch sampling, full loss.
 
-    Losses must be >= 0 (cross-entropy, squared error, ...): the meta-objectives are log-ratios
-    of losses, so a loss of exactly 0 scores as the best possible (log of the smallest positive
-    float), and `meta_train` refuses a family whose loss is negative at a task's initial params
-    with a `ValueError`. Shift a loss that can be negative (a margin, an NLL of densities) by a
-    lower bound.
+    Losses must be >= 0 at every params (cross-entropy, squared error, ...): the meta-objectives
+    are log-ratios of losses, so a loss of exactly 0 scores as the best possible (log of the
+    smallest positive float) and a non-finite one as a divergence. Negative losses are refused:
+    `meta_train` raises a `ValueError` when a family's loss is negative at a task's initial
+    params (before any meta-step), and when one goes negative during an unroll (at that
+    meta-step). Shift a loss that can be negative (a margin, an NLL of densities) by a lower
+    bound.
 
     `test_loss` and `test_accuracy` (optional) score params on data the task never trains on
     (its held-out split): the evaluation protocol (`lookahead_jax.meta.protocol`) ranks methods

@@ -43,14 +43,30 @@ from lookahead_jax.meta.unroll import (
 
 
 def _check_initial_losses(family: TaskFamily, states: InnerState) -> None:
-    """A clear error for a family whose loss is negative (or NaN) at a task's initial params."""
+    """A clear error for a family whose loss is negative or not finite at a task's initial
+    params."""
     bad = ~np.isfinite(np.asarray(states.log_loss0))
     if bad.any():
         slot = jax.tree.map(lambda x: x[int(np.argmax(bad))], states)
         value = float(family(slot.task_key).full_loss(slot.params))
+        if np.isfinite(value):
+            raise ValueError(
+                "meta_train: a task's full_loss must be >= 0 (the meta-objectives are log-ratios "
+                f"of losses), got {value:g}; shift the loss by a lower bound (e.g. loss - bound)"
+            )
         raise ValueError(
-            "meta_train: a task's full_loss must be >= 0 (the meta-objectives are log-ratios of "
-            f"losses), got {value:g}; shift the loss by a lower bound (e.g. loss - bound)"
+            f"meta_train: a task's full_loss at its initial params is {value}; the family's "
+            "init_params or loss gives a non-finite loss before any step"
+        )
+
+
+def _check_meta_loss(value: float, where: str) -> None:
+    """NaN here means a finite negative loss inside the unroll (diverged runs score the cap)."""
+    if np.isnan(value):
+        raise ValueError(
+            f"meta_train: a task's loss went negative during {where}; losses must be >= 0 at "
+            "every step (the meta-objectives are log-ratios of losses, see `Task`): shift the "
+            "loss by a lower bound (e.g. loss - bound)"
         )
 
 
@@ -172,6 +188,7 @@ class _EarlyStopping:
 
     def validate(self, step: int, meta_params: MetaParams) -> None:
         value = float(self._loss(meta_params))
+        _check_meta_loss(value, f"validation at meta-step {step}")
         self.history.append((step, value))
         if self.best_params is None:  # the starting point, whatever its value (NaN included)
             self.best_params = meta_params
@@ -331,6 +348,7 @@ def meta_train(
         meta_params, meta_opt_state, all_states[j], loss, grad_norm = meta_steps[j](
             meta_params, meta_opt_state, all_states[j], step_key
         )
+        _check_meta_loss(float(loss), f"meta-step {i}")
         history.append(float(loss))
         grad_norms.append(float(grad_norm))
         if callback is not None:

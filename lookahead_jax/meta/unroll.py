@@ -102,13 +102,16 @@ def _log_ratio(loss: jax.Array, log_loss0: jax.Array) -> jax.Array:
     """log(loss / loss0), NaN-safe and capped at LOG_LOSS_CAP (zero gradient where capped).
 
     A loss of exactly 0 (float32 cross-entropy of a perfect fit underflows to it) is the floor,
-    log(tiny): the best score, not a divergence. Non-finite and negative losses get the cap
-    (`meta_train` refuses families whose initial loss is negative).
+    log(tiny): the best score, not a divergence. Non-finite losses (a diverged run) get the cap.
+    A finite negative loss breaks the `Task` contract and has no log-ratio: it gives NaN, never a
+    plausible score, and `meta_train` turns that into a `ValueError`.
     """
-    ok = jnp.isfinite(loss) & (loss >= 0)
+    finite = jnp.isfinite(loss)
+    ok = finite & (loss >= 0)
     tiny = jnp.finfo(jnp.result_type(loss, jnp.float32)).tiny
     log_loss = jnp.log(jnp.maximum(jnp.where(ok, loss, 1.0), tiny))
-    return jnp.where(ok, jnp.minimum(log_loss - log_loss0, LOG_LOSS_CAP), LOG_LOSS_CAP)
+    not_ok = jnp.where(finite, jnp.nan, LOG_LOSS_CAP)
+    return jnp.where(ok, jnp.minimum(log_loss - log_loss0, LOG_LOSS_CAP), not_ok)
 
 
 def _hide_horizon(opt_state: Any, hide: jax.Array) -> Any:
