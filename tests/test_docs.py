@@ -92,6 +92,8 @@ def test_the_issue_notebooks_exist():
 def test_notebook_is_committed_without_outputs(path):
     notebook = json.loads(path.read_text())
     for i, cell in enumerate(notebook["cells"]):
+        # nbformat >= 4.5 needs an id on every cell (a warning today, "a hard error in future").
+        assert "id" in cell, f"{path.name}: cell {i} has no id; run nbformat's normalize()"
         if cell["cell_type"] == "code":
             assert cell.get("outputs") == [], f"{path.name}: cell {i} has outputs; clear them"
             assert cell.get("execution_count") is None, f"{path.name}: cell {i} has a count"
