@@ -111,6 +111,7 @@ def test_train_step_models_and_every_variant_take_the_step_it_names():
     # Step 1 is not a sync: Lookahead returns its inner's update, in either layout.
     chex.assert_trees_all_equal(after["lj.lookahead(adamw)"], after["optax.adamw"])
     chex.assert_trees_all_equal(after["lj.lookahead(adamw, tree)"], after["optax.adamw"])
+    chex.assert_trees_all_equal(after["clip_by_global_norm+adamw"], after["optax.adamw"])
     chex.assert_trees_all_equal(
         after["lj.lookahead(learned_schedule(adam))"], after["learned_schedule(adam)"]
     )

@@ -8,9 +8,11 @@ interleaved with the others in rounds (see `timing.time_interleaved`). Models:
 - a 4-layer causal Transformer language model (d=256, 4 heads, ~3.3M params) on 8 sequences of
   64 bytes of text shipped with Python (the source of its `argparse` module).
 
-Variants: `optax.adamw`, `lj.lookahead(adamw)` (default layout and per-param), the pretrained
-learned schedule around Adam, and Lookahead around it; plus the forward and backward pass alone,
-so each table shows the optimizer's share of the step. Every variant gets the loss as `value=`.
+Variants: `optax.adamw`, `optax.clip_by_global_norm` before it (what reading the global gradient
+norm costs, a reference for the schedule, which reads it too), `lj.lookahead(adamw)` (default
+layout and per-param), the pretrained learned schedule around Adam, and Lookahead around it; plus
+the forward and backward pass alone, so each table shows the optimizer's share of the step.
+Every variant gets the loss as `value=`.
 """
 
 import functools
@@ -102,6 +104,11 @@ def _variants() -> dict[str, optax.GradientTransformationExtraArgs]:
     k = timing.SYNC_PERIOD
     return {
         "optax.adamw": optax.with_extra_args_support(adamw),
+        # A reference for what reading the global gradient norm costs (as the schedule does):
+        # optax's own clipping, at a bound never reached, so its numbers are adamw's.
+        "clip_by_global_norm+adamw": optax.with_extra_args_support(
+            optax.chain(optax.clip_by_global_norm(1e9), adamw)
+        ),
         "lj.lookahead(adamw)": lookahead(adamw, k),
         "lj.lookahead(adamw, tree)": lookahead(adamw, k, slow_layout="tree"),
         "learned_schedule(adam)": schedule(),
