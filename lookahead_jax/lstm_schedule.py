@@ -124,10 +124,14 @@ class LSTMSchedule(nn.Module):
                 "LSTMSchedule: need min_lr < base_lr < max_lr, got "
                 f"min_lr={lo!r}, {base_lr=}, max_lr={hi!r}"
             )
-        checks.integer("LSTMSchedule", "hidden_size", self.hidden_size, 1)
+        # The checked ints replace what was given (a shape-() array is accepted): Flax and the
+        # feature arithmetic need Python ints. Dataclass fields are set before Flax freezes them.
+        size = checks.integer("LSTMSchedule", "hidden_size", self.hidden_size, 1)
+        object.__setattr__(self, "hidden_size", size)
         checks.in_unit_interval("LSTMSchedule", "avg_decay", self.avg_decay)
         if self.horizon is not None:
-            checks.integer("LSTMSchedule", "horizon", self.horizon, 1)
+            horizon = checks.integer("LSTMSchedule", "horizon", self.horizon, 1)
+            object.__setattr__(self, "horizon", horizon)
         unknown = [g for g in self.drop_features if g not in self.FEATURE_GROUPS]
         if isinstance(self.drop_features, str) or unknown:
             raise ValueError(

@@ -324,7 +324,9 @@ def sgd(
         lr, buf_coef, grad_coef = (x.astype(leaf.dt) for x in scalars)
         d = leaf.g
         if has_momentum:
-            b = buf_coef * b + grad_coef * d
+            # A where, not 0 * b: at momentum 0 (and on step 1) a non-finite b must not persist,
+            # as PyTorch, which keeps no buffer then, forgets it.
+            b = jnp.where(buf_coef == 0, grad_coef * d, buf_coef * b + grad_coef * d)
             d = d + jnp.asarray(momentum, leaf.dt) * b if nesterov else b
         return -lr * d, (b,) if has_momentum else ()
 
@@ -706,7 +708,8 @@ def rmsprop(
             denom = jnp.sqrt(s) + jnp.asarray(eps, dt)
         d = g / denom
         if has_momentum:
-            b = jnp.asarray(momentum, dt) * b + d
+            mu = jnp.asarray(momentum, dt)
+            b = jnp.where(mu == 0, d, mu * b + d)  # as in sgd: 0 * inf must not persist
             d = b
         new = (s, a) if centered else (s,)
         return -scalars.lr.astype(dt) * d, (*new, b) if has_momentum else new

@@ -60,7 +60,7 @@ def pretrained_schedule(
       True
     """
     if horizon is not None:
-        checks.integer("pretrained_schedule", "horizon", horizon, 1)
+        horizon = checks.integer("pretrained_schedule", "horizon", horizon, 1)
     info = pretrained_info()
     if base_lr is None:
         base_lr = info["base_lr"]

@@ -99,7 +99,7 @@ def warmup_decay_schedule(
       >>> [round(float(s(t)), 3) for t in (0, 9, 55, 99)]
       [0.1, 1.0, 0.5, 0.011]
     """
-    checks.integer("warmup_decay_schedule", "horizon", horizon, 1)
+    horizon = checks.integer("warmup_decay_schedule", "horizon", horizon, 1)
     if decay not in DECAYS:
         raise ValueError(
             f"warmup_decay_schedule: decay must be one of {', '.join(DECAYS)}, got {decay!r}"
@@ -238,7 +238,7 @@ def final_metrics(
       ((4,), True)
     """
     method = method if isinstance(method, Method) else Method(method)
-    checks.integer("final_metrics", "horizon", horizon, 1)
+    horizon = checks.integer("final_metrics", "horizon", horizon, 1)
     out = jax.jit(jax.vmap(_metrics_fn(family, method, horizon)))(task_keys)
     return Metrics(*(np.asarray(x, np.float64) for x in out))
 

@@ -27,9 +27,10 @@ class Task(NamedTuple):
     are log-ratios of losses, so a loss of exactly 0 scores as the best possible (log of the
     smallest positive float) and a non-finite one as a divergence. Negative losses are refused:
     `meta_train` raises a `ValueError` when a family's loss is negative at a task's initial
-    params (before any meta-step), and when one goes negative during an unroll (at that
-    meta-step). Shift a loss that can be negative (a margin, an NLL of densities) by a lower
-    bound.
+    params (before any meta-step), and when a loss the meta-objective reads goes negative during
+    an unroll (at that meta-step; the `final_*` objectives read only each truncation's last
+    loss, so a negative loss before it is not seen). Shift a loss that can be negative (a
+    margin, an NLL of densities) by a lower bound.
 
     `test_loss` and `test_accuracy` (optional) score params on data the task never trains on
     (its held-out split): the evaluation protocol (`lookahead_jax.meta.protocol`) ranks methods
@@ -47,9 +48,9 @@ class Task(NamedTuple):
 TaskFamily = Callable[[jax.Array], Task]  # task key -> Task (vmappable over the key)
 
 
-def _check_positive_int(caller: str, **kwargs: Any) -> None:
-    for name, value in kwargs.items():
-        checks.integer(caller, name, value, 1)
+def _positive_ints(caller: str, **kwargs: Any) -> list[int]:
+    """Each value as a Python int >= 1 (a shape-() array becomes its int), in order."""
+    return [checks.integer(caller, name, value, 1) for name, value in kwargs.items()]
 
 
 def quadratic_family(
@@ -63,7 +64,7 @@ def quadratic_family(
     :math:`s^2` log-uniform in ``scale_range``, so the best step size differs from task to task.
     Deterministic: the batch is ignored. Initial params are standard normal.
     """
-    _check_positive_int("quadratic_family", dim=dim)
+    (dim,) = _positive_ints("quadratic_family", dim=dim)
     if not max_condition >= 1.0:
         raise ValueError(f"quadratic_family: max_condition must be >= 1, got {max_condition=}")
     lo, hi = scale_range
@@ -197,7 +198,7 @@ def classification_family(
       >>> float(task.full_loss(task.init_params(jax.random.key(1)))) > 0
       True
     """
-    _check_positive_int(
+    num_classes, num_train, batch_size = _positive_ints(
         "classification_family", num_classes=num_classes, num_train=num_train, batch_size=batch_size
     )
     x_all, y_all = jnp.asarray(x), jnp.asarray(y, jnp.int32)
@@ -211,7 +212,7 @@ def classification_family(
     n_rest = len(x_all) - num_train
     if num_test is None:
         num_test = n_rest
-    checks.integer("classification_family", "num_test", num_test, 0)
+    num_test = checks.integer("classification_family", "num_test", num_test, 0)
     if num_test > n_rest:
         raise ValueError(
             f"classification_family: only {n_rest} rows are left for testing after "
@@ -257,13 +258,13 @@ def regression_family(
     ``noise > 0`` the training targets carry Gaussian noise of that standard deviation (the test
     targets stay clean), so a schedule that fits the noise is penalised on test loss.
     """
-    _check_positive_int(
+    num_train, batch_size, num_frequencies = _positive_ints(
         "regression_family",
         num_train=num_train,
         batch_size=batch_size,
         num_frequencies=num_frequencies,
     )
-    checks.integer("regression_family", "num_test", num_test, 0)
+    num_test = checks.integer("regression_family", "num_test", num_test, 0)
     checks.nonnegative("regression_family", "noise", noise)
     model = MLP(hidden=tuple(hidden), out=1, activation=activation)
 
@@ -291,7 +292,7 @@ def mlp_family(
     Per task a random linear teacher; a fresh batch of ``batch_size`` inputs per step; the full
     loss is on one fixed batch, the test loss on another.
     """
-    _check_positive_int(
+    in_features, out_features, batch_size = _positive_ints(
         "mlp_family", in_features=in_features, out_features=out_features, batch_size=batch_size
     )
     model = MLP(hidden=tuple(hidden), out=out_features)

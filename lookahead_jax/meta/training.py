@@ -36,19 +36,21 @@ from lookahead_jax.meta.unroll import (
     check_objective,
     fresh_states,
     init_slots,
+    initial_params,
     meta_gradient,
     select_slots,
     truncation_loss,
 )
 
 
-def _check_initial_losses(family: TaskFamily, states: InnerState) -> None:
+def _check_initial_losses(family: TaskFamily, states: InnerState, init) -> None:
     """A clear error for a family whose loss is negative or not finite at a task's initial
     params."""
     bad = ~np.isfinite(np.asarray(states.log_loss0))
     if bad.any():
-        slot = jax.tree.map(lambda x: x[int(np.argmax(bad))], states)
-        value = float(family(slot.task_key).full_loss(slot.params))
+        # The slots may have moved (random offsets): name the loss at the initial params.
+        task_key = states.task_key[int(np.argmax(bad))]
+        value = float(family(task_key).full_loss(initial_params(family, task_key, init)))
         if np.isfinite(value):
             raise ValueError(
                 "meta_train: a task's full_loss must be >= 0 (the meta-objectives are log-ratios "
@@ -61,12 +63,14 @@ def _check_initial_losses(family: TaskFamily, states: InnerState) -> None:
 
 
 def _check_meta_loss(value: float, where: str) -> None:
-    """NaN here means a finite negative loss inside the unroll (diverged runs score the cap)."""
+    """NaN here means a finite negative loss inside the unroll (diverged runs score the cap), or
+    a fresh task (a refreshed slot, a validation task) whose initial loss is negative or NaN."""
     if np.isnan(value):
         raise ValueError(
-            f"meta_train: a task's loss went negative during {where}; losses must be >= 0 at "
-            "every step (the meta-objectives are log-ratios of losses, see `Task`): shift the "
-            "loss by a lower bound (e.g. loss - bound)"
+            f"meta_train: a task's loss went negative during {where}, or a fresh task's "
+            "initial loss was negative or not finite; losses must be >= 0 at every step (the "
+            "meta-objectives are log-ratios of losses, see `Task`): shift the loss by a lower "
+            "bound (e.g. loss - bound)"
         )
 
 
@@ -190,9 +194,9 @@ class _EarlyStopping:
         value = float(self._loss(meta_params))
         _check_meta_loss(value, f"validation at meta-step {step}")
         self.history.append((step, value))
-        if self.best_params is None:  # the starting point, whatever its value (NaN included)
+        if self.best_params is None:  # the starting point, whatever its value (the cap included)
             self.best_params = meta_params
-        if value < self.best_value:  # never true for NaN
+        if value < self.best_value:
             self.best_value, self.best_params = value, meta_params
 
 
@@ -334,7 +338,7 @@ def meta_train(
             random_offsets=random_offsets,
             hide_horizon=hide_horizon,
         )
-        _check_initial_losses(f, states)
+        _check_initial_losses(f, states, meta_params.get("init"))
         all_states.append(shard.place(states))
 
     stopping = None

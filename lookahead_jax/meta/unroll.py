@@ -121,6 +121,17 @@ def _hide_horizon(opt_state: Any, hide: jax.Array) -> Any:
     return opt_state._replace(carry=carry._replace(inv_horizon=inv_h))
 
 
+def _init_and_data_keys(task_key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return tuple(jax.random.split(jax.random.fold_in(task_key, 1)))
+
+
+def initial_params(
+    family: TaskFamily, task_key: jax.Array, init: optax.Params | None
+) -> optax.Params:
+    """The params a task slot starts from: the task's own, or the meta-learned `init`."""
+    return family(task_key).init_params(_init_and_data_keys(task_key)[0]) if init is None else init
+
+
 def fresh_state(
     family: TaskFamily,
     tx: optax.GradientTransformationExtraArgs,
@@ -134,8 +145,8 @@ def fresh_state(
     does not know its horizon: one set of params then learns to serve runs with and without one.
     """
     task = family(task_key)
-    k_init, k_data = jax.random.split(jax.random.fold_in(task_key, 1))
-    params = task.init_params(k_init) if init is None else init
+    params = initial_params(family, task_key, init)
+    k_data = _init_and_data_keys(task_key)[1]
     opt_state = tx.init(params)
     if hide_horizon > 0:
         hide = jax.random.uniform(jax.random.fold_in(task_key, 2)) < hide_horizon
