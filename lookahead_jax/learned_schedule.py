@@ -21,6 +21,10 @@ class LearnedScheduleState(NamedTuple):
     inner_state: optax.OptState
     carry: ScheduleCarry  # the schedule's recurrent state (LSTM carry in flax's (c, h) order)
     lr: jax.Array  # shape=(): the rate used by the last update (base_lr before the first)
+    # The previous step's update of `inner` (unit rate), shaped like the params in the wider of
+    # each param's and the schedule's dtype, where the schedule has `alignment_features`; None
+    # otherwise (no leaves, no cost).
+    prev_update: optax.Updates = None
 
 
 def _safe_norm(sq_norm: jax.Array) -> jax.Array:
@@ -46,6 +50,23 @@ def _sq_norm(u: jax.Array, dtype: jnp.dtype) -> jax.Array:
     return jnp.sum(jnp.square(u))
 
 
+def _alignment(grads: optax.Updates, prev: optax.Updates, dtype) -> jax.Array:
+    """cos(g, u_prev) in `dtype`: 0 where either is zero, finite and differentiable there.
+
+    A complex leaf counts as its (real, imag) pair: Re(g * conj(u)) is their dot product.
+    """
+    dot = jnp.zeros([], dtype)
+    for g, u in zip(jax.tree.leaves(grads), jax.tree.leaves(prev), strict=True):
+        wide = jnp.promote_types(jnp.promote_types(g.dtype, u.dtype), dtype)
+        g, u = g.astype(wide), u.astype(wide)
+        dot = dot + jnp.real(jnp.sum(g * jnp.conj(u))).astype(dtype)
+    sq_g = sum((_sq_norm(g, dtype) for g in jax.tree.leaves(grads)), start=jnp.zeros([], dtype))
+    sq_u = sum((_sq_norm(u, dtype) for u in jax.tree.leaves(prev)), start=jnp.zeros([], dtype))
+    denom = _safe_norm(sq_g) * _safe_norm(sq_u)
+    positive = denom > 0
+    return jnp.where(positive, dot / jnp.where(positive, denom, 1.0), 0.0)
+
+
 def learned_schedule(
     inner: optax.GradientTransformation,
     schedule: LSTMSchedule,
@@ -60,7 +81,9 @@ def learned_schedule(
       (\text{carry}_{t+1}, \eta_t) = \text{schedule}(\text{carry}_t, L_t, \|g_t\|), \qquad
       u_t = \eta_t \cdot \text{inner}(g_t)
 
-    so ``inner`` should have unit learning rate (``optax.sgd(1.0)``, ``optax.adam(1.0)``). The
+    so ``inner`` should have unit learning rate (``optax.sgd(1.0)``, ``optax.adam(1.0)``). With
+    ``schedule.alignment_features`` the schedule also reads :math:`\cos(g_t, \text{inner}_{t-1})`,
+    and the state keeps the previous inner update (one params-sized buffer). The
     result is differentiable with respect to ``schedule_params``: build the transformation inside
     the function you differentiate to meta-learn them (as `lookahead_jax.meta` does).
 
@@ -106,6 +129,16 @@ def learned_schedule(
             inner_state=inner.init(params),
             carry=schedule.initial_carry(dtype),
             lr=jnp.asarray(schedule.base_lr, dtype),
+            # In the wider of the param's and the schedule's dtype: a bfloat16 buffer would round
+            # an f32 update before the schedule reads it (the cosine is the schedule's input).
+            prev_update=(
+                jax.tree.map(
+                    lambda p: jnp.zeros(jnp.shape(p), jnp.promote_types(jnp.result_type(p), dtype)),
+                    params,
+                )
+                if schedule.alignment_features
+                else None
+            ),
         )
 
     def update_fn(
@@ -125,13 +158,24 @@ def learned_schedule(
             )
         sq = sum((_sq_norm(u, dtype) for u in jax.tree.leaves(updates)), start=jnp.zeros([], dtype))
         grad_norm = _safe_norm(sq)
-        carry, lr = schedule.apply(schedule_params, state.carry, value, grad_norm)
+        alignment = None
+        if schedule.alignment_features:
+            alignment = _alignment(updates, state.prev_update, dtype)
+        carry, lr = schedule.apply(schedule_params, state.carry, value, grad_norm, alignment)
         inner_updates, inner_state = inner.update(
             updates, state.inner_state, params, value=value, **extra_args
         )
         scaled = jax.tree.map(lambda u: u * lr.astype(u.dtype), inner_updates)
+        prev_update = None
+        if schedule.alignment_features:  # in the dtypes the buffer was initialised with
+            prev_update = jax.tree.map(
+                lambda u, old: u.astype(old.dtype), inner_updates, state.prev_update
+            )
         new_state = LearnedScheduleState(
-            inner_state=inner_state, carry=carry, lr=lr.astype(state.lr.dtype)
+            inner_state=inner_state,
+            carry=carry,
+            lr=lr.astype(state.lr.dtype),
+            prev_update=prev_update,
         )
         return scaled, new_state
 

@@ -34,6 +34,10 @@ class ScheduleCarry(NamedTuple):
     # shape=(): 1 / horizon, 0 when the horizon is unknown. A carry field (not only the module
     # attribute) so that meta-training can hide the horizon from some tasks of a batch.
     inv_horizon: jax.Array
+    # shape=(): running average of the alignment cos(g_t, u_{t-1}) (read only with
+    # `alignment_features`; kept in every carry so that the carry's structure never depends on
+    # it). Last, so the fields above keep their positions.
+    align_avg: jax.Array
 
 
 class LSTMSchedule(nn.Module):
@@ -50,7 +54,14 @@ class LSTMSchedule(nn.Module):
     - the step as :math:`\tfrac14 \log(t+1)`, :math:`\sin\log(t+1)`, :math:`\cos\log(t+1)`;
     - with ``progress_features=True``, the training progress :math:`t/T` for a known horizon
       :math:`T` (``horizon``) and a flag that is 1 when the horizon is known (both 0 when
-      ``horizon`` is None), so one set of params serves runs with and without a horizon.
+      ``horizon`` is None), so one set of params serves runs with and without a horizon;
+    - with ``alignment_features=True``, the cosine :math:`\cos(g_t, u_{t-1})` between this
+      step's gradient and the previous step's update direction, and its running average: the
+      sign of the hypergradient :math:`\partial L_t / \partial \eta_{t-1} = g_t \cdot u_{t-1}`
+      (Baydin et al. 2018), a direct signal of a rate that is too low (negative: the loss still
+      falls along the last step) or too high (positive: the step overshot). `learned_schedule`
+      computes it (keeping the previous update, one params-sized buffer); 0 on the first step,
+      when either vector is zero, and when it is not finite.
 
     and emits :math:`\eta_t` through a smooth map that is bounded in log space,
 
@@ -72,12 +83,15 @@ class LSTMSchedule(nn.Module):
       avg_decay: decay of the running averages of log-loss and log-gradient-norm, in [0, 1).
       drop_features: feature groups fed as zeros, for ablations: any of ``"loss"`` (the two loss
         ratios), ``"grad_norm"`` (the three gradient-norm features), ``"nonfinite"`` (the flag)
-        ``"time"`` (the three step features) and ``"progress"`` (the two horizon features). The
+        ``"time"`` (the three step features), ``"progress"`` (the two horizon features) and
+        ``"alignment"`` (the two alignment features). The
         params keep their shapes, so a trained schedule can be evaluated with a group removed.
       horizon: the number of training steps, when known (read only with
         ``progress_features``).
       progress_features: add the two progress features (2 more LSTM inputs: params trained
         without them do not fit a schedule with them, and vice versa).
+      alignment_features: add the two gradient-update alignment features (2 more LSTM inputs,
+        after the progress features; the feature group ``"alignment"``).
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -99,6 +113,7 @@ class LSTMSchedule(nn.Module):
     drop_features: tuple[str, ...] = ()
     horizon: int | None = None
     progress_features: bool = False
+    alignment_features: bool = False
 
     # Feature group -> its indices in the feature vector (index 9, a constant 1, is a bias).
     FEATURE_GROUPS: ClassVar[dict[str, tuple[int, ...]]] = {
@@ -132,18 +147,25 @@ class LSTMSchedule(nn.Module):
         if self.horizon is not None:
             horizon = checks.integer("LSTMSchedule", "horizon", self.horizon, 1)
             object.__setattr__(self, "horizon", horizon)
-        unknown = [g for g in self.drop_features if g not in self.FEATURE_GROUPS]
+        groups = (*self.FEATURE_GROUPS, "alignment")
+        unknown = [g for g in self.drop_features if g not in groups]
         if isinstance(self.drop_features, str) or unknown:
             raise ValueError(
-                f"LSTMSchedule: drop_features must be a tuple of {', '.join(self.FEATURE_GROUPS)}, "
+                f"LSTMSchedule: drop_features must be a tuple of {', '.join(groups)}, "
                 f"got drop_features={self.drop_features!r}"
             )
         super().__post_init__()
 
     @property
     def num_features(self) -> int:
-        """Length of the LSTM's input vector: 10, or 12 with ``progress_features``."""
-        return 12 if self.progress_features else 10
+        """Length of the LSTM's input vector: 10, plus 2 with ``progress_features`` and 2 with
+        ``alignment_features``."""
+        return 10 + 2 * self.progress_features + 2 * self.alignment_features
+
+    def feature_groups(self) -> dict[str, tuple[int, ...]]:
+        """Feature group -> its indices in this schedule's feature vector."""
+        first = 12 if self.progress_features else 10
+        return {**self.FEATURE_GROUPS, "alignment": (first, first + 1)}
 
     @property
     def lr_bounds(self) -> tuple[float, float]:
@@ -170,6 +192,7 @@ class LSTMSchedule(nn.Module):
             scalar(),
             scalar(),
             inv_horizon,
+            scalar(),
         )
 
     def init_params(self, key: jax.Array) -> Any:
@@ -178,7 +201,11 @@ class LSTMSchedule(nn.Module):
         return self.init(key, self.initial_carry(), scalar, scalar)
 
     def features(
-        self, carry: ScheduleCarry, loss: jax.Array, grad_norm: jax.Array
+        self,
+        carry: ScheduleCarry,
+        loss: jax.Array,
+        grad_norm: jax.Array,
+        alignment: jax.Array | None = None,
     ) -> tuple[jax.Array, ScheduleCarry]:
         """The clipped input features and the carry with updated running statistics."""
         dtype = carry.log_loss_avg.dtype
@@ -224,6 +251,17 @@ class LSTMSchedule(nn.Module):
                 jnp.clip(carry.count.astype(dtype) * inv_h, 0.0, clip),
                 (inv_h > 0).astype(dtype),
             ]
+        align, new_align_avg = [], carry.align_avg
+        if self.alignment_features:
+            # Non-finite (a NaN gradient) reads as 0, no information, and skips the average.
+            a = jnp.zeros([], dtype) if alignment is None else jnp.asarray(alignment, dtype)
+            a_ok = jnp.isfinite(a)
+            a = jnp.where(a_ok, jnp.clip(a, -1.0, 1.0), 0.0)
+            decay = jnp.asarray(self.avg_decay, dtype)
+            new_align_avg = jnp.where(
+                a_ok, decay * carry.align_avg + (1.0 - decay) * a, carry.align_avg
+            )
+            align = [a, new_align_avg]
         feats = jnp.stack(
             [
                 l_avg,
@@ -237,10 +275,12 @@ class LSTMSchedule(nn.Module):
                 jnp.cos(log_t),
                 jnp.ones([], dtype),
                 *progress,
+                *align,
             ]
         )
         if self.drop_features:
-            dropped = {i for g in self.drop_features for i in self.FEATURE_GROUPS[g]}
+            groups = self.feature_groups()
+            dropped = {i for g in self.drop_features for i in groups[g]}
             keep = [0.0 if i in dropped else 1.0 for i in range(self.num_features)]
             feats = feats * jnp.asarray(keep, dtype)
         new_carry = carry._replace(
@@ -250,6 +290,7 @@ class LSTMSchedule(nn.Module):
             log_loss_init=new_l_init,
             log_gnorm_avg=new_g_avg,
             log_gnorm_init=new_g_init,
+            align_avg=new_align_avg,
         )
         return feats, new_carry
 
@@ -265,7 +306,11 @@ class LSTMSchedule(nn.Module):
 
     @nn.compact
     def __call__(
-        self, carry: ScheduleCarry, loss: jax.Array, grad_norm: jax.Array
+        self,
+        carry: ScheduleCarry,
+        loss: jax.Array,
+        grad_norm: jax.Array,
+        alignment: jax.Array | None = None,
     ) -> tuple[ScheduleCarry, jax.Array]:
         """One step: returns the new carry and the learning rate for this step's update.
 
@@ -273,11 +318,13 @@ class LSTMSchedule(nn.Module):
           carry: the previous `ScheduleCarry` (`initial_carry()` before the first step).
           loss: this step's training loss (a scalar; non-finite values are tolerated).
           grad_norm: the global norm of this step's gradient (a scalar).
+          alignment: with ``alignment_features``, cos(g_t, u_{t-1}) (a scalar; None or 0 where
+            there is no previous update); ignored otherwise.
 
         Returns:
           `(new_carry, lr)`, `lr` a scalar of the carry's dtype.
         """
-        feats, carry = self.features(carry, loss, grad_norm)
+        feats, carry = self.features(carry, loss, grad_norm, alignment)
         cell = nn.OptimizedLSTMCell(self.hidden_size, name="lstm")
         (c, h), out = cell((carry.c, carry.h), feats)  # flax's carry order: (c, h)
         z = nn.Dense(1, kernel_init=nn.initializers.zeros, name="out")(out)[0]

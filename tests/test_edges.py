@@ -603,11 +603,24 @@ def test_complex_parabola_converges_as_in_optax_contract(make):
     np.testing.assert_allclose(params, target, atol=1e-2)
 
 
-def test_learned_schedule_reads_a_complex_param_as_its_real_pair():
+@pytest.mark.parametrize("alignment", [False, True], ids=["pretrained", "alignment"])
+def test_learned_schedule_reads_a_complex_param_as_its_real_pair(alignment):
     # torch's view of a complex param: a (real, imag) pair. The schedule must read the same
-    # gradient norm, so emit the same rates and give the same trajectory (before: u^2, not |u|^2).
+    # gradient norm (and alignment), so emit the same rates and give the same trajectory
+    # (before: u^2, not |u|^2).
     start, target, objective = _complex_parabola()
     schedule, sp = lj.pretrained_schedule(horizon=20, base_lr=0.05)
+    if alignment:
+        schedule = lj.LSTMSchedule(base_lr=0.05, alignment_features=True)
+        sp = schedule.init_params(jax.random.key(0))
+        k = jax.random.key(1)  # a non-zero output layer, so the rate reads the features
+        out = sp["params"]["out"]
+        sp = {
+            "params": {
+                **sp["params"],
+                "out": {"kernel": jax.random.normal(k, out["kernel"].shape), "bias": out["bias"]},
+            }
+        }
 
     def run(params, objective, conj):
         tx = lj.learned_schedule(optax.sgd(1.0), schedule, sp)
@@ -749,6 +762,8 @@ def test_bert_adamw_docstring_names_huggingface_not_the_tf_optimizer():
 
 _SCHEDULE = lj.LSTMSchedule(base_lr=0.05, hidden_size=3)
 _SCHEDULE_PARAMS = _SCHEDULE.init_params(jax.random.key(0))
+_ALIGNED = lj.LSTMSchedule(base_lr=0.05, hidden_size=3, alignment_features=True)
+_ALIGNED_PARAMS = _ALIGNED.init_params(jax.random.key(0))
 
 
 def _rounding(dtype):
@@ -787,6 +802,10 @@ MATRIX = {
     "average": lambda r: lj.average(optax.chain(lj.sgd(0.125), r)),
     "learned_schedule": lambda r: lj.learned_schedule(
         optax.chain(optax.sgd(1.0), r), _SCHEDULE, _SCHEDULE_PARAMS
+    ),
+    # Its previous-update buffer keeps the params' dtypes under narrower or wider updates.
+    "learned_schedule-alignment": lambda r: lj.learned_schedule(
+        optax.chain(optax.sgd(1.0), r), _ALIGNED, _ALIGNED_PARAMS
     ),
 }
 PARAM_DTYPES = ["float32", "bfloat16", "float64"]
