@@ -21,6 +21,11 @@ Protocol, fixed before any held-out table was computed:
   any held-out table), copied to `lookahead_jax/_data/`.
 
 Run:  python benchmarks/pretrained_train.py                       (5 seeds, ~20 min on 2 cores)
+      python benchmarks/pretrained_train.py --alignment --seeds 0,1,2 \
+          --out benchmarks/results/pretrained_alignment   (the alignment-feature candidate)
+      python benchmarks/pretrained_train.py --seeds 0,1,2 --meta-steps 1200 \
+          --validation-tasks 32 --validate-every 60 --out benchmarks/results/pretrained_long
+                                          (a candidate: 4x the meta-steps, 4x the validation)
       python benchmarks/pretrained_train.py --seeds 0 --meta-steps 6   (a pilot)
       python benchmarks/pretrained_train.py --ship                 (copy the chosen seed)
 """
@@ -88,21 +93,34 @@ def tune_base_lr(n_tune=16):
     return res.best["peak"], res.where["peak"], res.inner_steps
 
 
-def schedule_for(base_lr):
-    return LSTMSchedule(base_lr=base_lr, progress_features=True, horizon=H)
+def schedule_for(base_lr, alignment=False):
+    return LSTMSchedule(
+        base_lr=base_lr, progress_features=True, horizon=H, alignment_features=alignment
+    )
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--meta-steps", type=int, default=300)
-    parser.add_argument("--out", default=RESULTS)
+    parser.add_argument(
+        "--out", default=RESULTS, help="another folder trains a candidate at the same base rate"
+    )
     parser.add_argument("--ship", action="store_true", help="copy the chosen seed to the package")
+    parser.add_argument("--validation-tasks", type=int, default=8, help="per family")
+    parser.add_argument("--validate-every", type=int, default=30, help="meta-steps")
+    parser.add_argument(
+        "--alignment",
+        action="store_true",
+        help="a schedule with alignment features (a candidate, not the shipped one)",
+    )
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     if args.ship:
         return ship(args.out)
     base_path = os.path.join(args.out, "base_lr.json")
+    if os.path.abspath(args.out) != os.path.abspath(RESULTS) and not os.path.exists(base_path):
+        shutil.copy(os.path.join(RESULTS, "base_lr.json"), base_path)  # the same base rate
     if os.path.exists(base_path):
         base = json.load(open(base_path))
     else:
@@ -112,7 +130,7 @@ def main():
         base["wall_s"] = time.perf_counter() - t0
         json.dump(base, open(base_path, "w"), indent=1)
     print(f"base rate {base['base_lr']:.3g} ({base['where']})", flush=True)
-    schedule = schedule_for(base["base_lr"])
+    schedule = schedule_for(base["base_lr"], args.alignment)
     for seed in (int(s) for s in args.seeds.split(",")):
         t0 = time.perf_counter()
         result = meta.meta_train(
@@ -125,8 +143,8 @@ def main():
             num_tasks=NUM_TASKS,
             meta_optimizer=optax.adam(META_LR),
             objective="final_log_test_loss",
-            validation_keys=meta.task_keys(VALID_ROOT, 8),
-            validate_every=30,
+            validation_keys=meta.task_keys(VALID_ROOT, args.validation_tasks),
+            validate_every=args.validate_every,
             hide_horizon=HIDE_HORIZON,
         )
         stem = os.path.join(args.out, f"seed{seed}")
@@ -139,6 +157,9 @@ def main():
             "horizon": H,
             "hidden_size": schedule.hidden_size,
             "progress_features": True,
+            "alignment_features": args.alignment,
+            "validation_tasks": args.validation_tasks,
+            "validate_every": args.validate_every,
             "families": list(MIXTURE),
             "rate_scales": SCALES,
             "hide_horizon": HIDE_HORIZON,

@@ -1,0 +1,119 @@
+"""A pilot for a candidate schedule: does it transfer better than the shipped protocol's seeds?
+
+Protocol, fixed before any number of it was seen:
+
+- Candidate: a schedule meta-trained by `benchmarks/pretrained_train.py --out DIR` with one
+  change to the shipped protocol (the same mixture, base rate and objective), seeds 0-2 (a pilot:
+  the shipped protocol has 5). Candidates so far: the alignment feature (`--alignment`,
+  `results/pretrained_alignment`); 4x the meta-steps and 4x the validation tasks
+  (`--meta-steps 1200 --validation-tasks 32 --validate-every 60`, `results/pretrained_long`).
+- Cells: the seven unseen 1x cells of `benchmarks/pretrained_tables.py` (horizon H = 200, given),
+  on the same 50 held-out tasks. The baselines' per-task test losses are read from that run's
+  results (`benchmarks/results/pretrained/unseen_1x.json`), not recomputed; the shipped
+  protocol's seeds are recomputed here first and must reproduce their stored losses, so the
+  cells are the same tasks.
+- Figures: per seed, the geometric mean over the seven cells of per-task test-loss ratios
+  candidate / baseline with its bootstrap 95 % interval (the protocol's aggregate), against
+  every stored baseline and against the shipped protocol's seed of the same number (paired).
+
+Run:  python benchmarks/pretrained_train.py --alignment --seeds 0,1,2 \\
+          --out benchmarks/results/pretrained_alignment
+      python benchmarks/schedule_pilot.py --candidate benchmarks/results/pretrained_alignment
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import flax.serialization
+import jax
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+import pretrained_tables as PTab
+import pretrained_train as T
+import protocol_tables as PT
+
+import lookahead_jax as lj
+from lookahead_jax import meta
+from lookahead_jax.meta import protocol as P
+
+
+def load_seeds(results, alignment=None):
+    """(schedule, {seed: params}); `alignment` None: as the seeds' own records say."""
+    base = json.load(open(os.path.join(results, "base_lr.json")))["base_lr"]
+    if alignment is None:
+        info = json.load(open(os.path.join(results, "seed0.json")))
+        alignment = info.get("alignment_features", False)
+    schedule = T.schedule_for(base, alignment)
+    template = schedule.init_params(jax.random.key(0))
+    out = {}
+    for s in range(5):
+        path = os.path.join(results, f"seed{s}.msgpack")
+        if os.path.exists(path):
+            out[s] = flax.serialization.from_bytes(template, open(path, "rb").read())
+    return schedule, out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--candidate", required=True, help="a pretrained_train.py --out folder")
+    parser.add_argument("--heldout", type=int, default=50)
+    args = parser.parse_args()
+    stored = json.load(open(os.path.join(T.RESULTS, "unseen_1x.json")))["result"]
+    cand_schedule, cand = load_seeds(args.candidate)
+    ref_schedule, ref = load_seeds(T.RESULTS, alignment=False)
+    if not cand:
+        sys.exit(f"no candidate seeds in {args.candidate}: run pretrained_train.py --out there")
+    keys = meta.task_keys(PT.HELDOUT_ROOT, args.heldout)
+    cells = {}
+    for cell, data in stored.items():
+        family = PT.FAMILIES[cell.split(" @ ")[0]]()
+        losses = dict(data["per_task_test_loss"])
+        for s in cand:
+            # The same tasks: the stored seed reproduces its stored per-task losses.
+            m = P.final_metrics(
+                family, lj.learned_schedule(T.INNER, ref_schedule, ref[s]), keys, T.H
+            )
+            old = np.asarray(losses[f"seed {s} (horizon given)"])
+            drift = float(np.max(np.abs(m.test_loss - old) / np.abs(old)))
+            if drift > 1e-3:
+                sys.exit(f"{cell}: seed {s} does not reproduce its stored losses ({drift:.2g})")
+            m = P.final_metrics(
+                family, lj.learned_schedule(T.INNER, cand_schedule, cand[s]), keys, T.H
+            )
+            losses[f"candidate seed {s}"] = m.test_loss.tolist()
+        cells[cell] = {"per_task_test_loss": losses, "initial_loss": data["initial_loss"]}
+        print(
+            f"{cell}: mean test loss "
+            + ", ".join(
+                f"seed {s} {np.mean(losses[f'seed {s} (horizon given)']):.4f} -> "
+                f"{np.mean(losses[f'candidate seed {s}']):.4f}"
+                for s in cand
+            ),
+            flush=True,
+        )
+    baselines = [b for b in stored[next(iter(stored))]["tuning"]]
+    print(
+        "\nGeometric mean over the 7 unseen 1x cells of per-task test-loss ratios, "
+        "candidate seed / baseline [bootstrap 95 % CI]\n"
+    )
+    print("| baseline | " + " | ".join(f"candidate seed {s}" for s in cand) + " |")
+    print("| --- |" + " --- |" * len(cand))
+    rows = {}
+    for b in ["the shipped protocol's same seed", *baselines]:
+        row = []
+        for s in cand:
+            base = f"seed {s} (horizon given)" if b.startswith("same seed") else b
+            g, (lo, hi) = PTab.pooled(cells, f"candidate seed {s}", base)
+            row.append(f"{g:.3f} [{lo:.3f}, {hi:.3f}]")
+            rows.setdefault(b, {})[s] = [g, lo, hi]
+        print(f"| {b} | " + " | ".join(row) + " |")
+    json.dump(
+        {"pooled": rows, "cells": cells}, open(os.path.join(args.candidate, "pilot.json"), "w")
+    )
+
+
+if __name__ == "__main__":
+    main()
