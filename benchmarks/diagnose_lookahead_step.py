@@ -4,16 +4,22 @@ One model of `bench_train_steps.py` (default the 200-leaf MLP, where the optimiz
 the step), jitted and donated train steps, many interleaved rounds: `optax.adamw`, then
 `lj.lookahead(adamw)` in both layouts at sync_period 5 and at a sync period so long that it never
 syncs in the run. Equal ratios at the two periods mean the syncs cost nothing measurable, and the
-cost is the off-sync step's: the fused `jnp.where` that returns the inner update reads the slow
-weights on every step (one read in AdamW's seven passes), since a `lax.cond` there would force
-the updates into memory (a write and a read) before the user's `apply_updates`.
+cost is the off-sync step's: the fused `jnp.where` that returns the inner update (a `lax.cond`
+there would force the updates into memory before the user's `apply_updates`).
+
+Two controls split the off-sync cost further: AdamW carrying a params-sized buffer it never
+touches, and AdamW whose update is `where(never, buffer - p, u)` (the read and the select of
+Lookahead's off-sync step without its slow-step arithmetic).
 
 Run:  python benchmarks/diagnose_lookahead_step.py                (150 rounds, ~1 minute)
       python benchmarks/diagnose_lookahead_step.py --model "digits CNN" --rounds 60
 """
 
 import argparse
+from typing import NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -21,6 +27,32 @@ import lookahead_jax as lj
 from lookahead_jax.cli import timing, train_step_timing
 
 NEVER = 10**6  # a sync period no run here reaches
+
+
+class _ControlState(NamedTuple):
+    inner_state: optax.OptState
+    slow: optax.Params
+    count: jax.Array
+
+
+def _control(inner, read: bool) -> optax.GradientTransformation:
+    """Controls that split Lookahead's off-sync cost: `inner` plus a params-sized buffer that is
+    carried through unchanged, and (`read`) read by a select that never picks it, as the
+    returned update of Lookahead is, but without its slow-step arithmetic."""
+
+    def init(params):
+        return _ControlState(inner.init(params), jax.tree.map(jnp.copy, params), jnp.int32(0))
+
+    def update(updates, state, params=None):
+        u, inner_state = inner.update(updates, state.inner_state, params)
+        count = state.count + 1
+        if read:
+            sync = count % NEVER == 0
+            u = jax.tree.map(lambda u, p, s: jnp.where(sync, s - p, u), u, params, state.slow)
+        return u, _ControlState(inner_state, state.slow, count)
+
+    return optax.GradientTransformation(init, update)
+
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -40,6 +72,10 @@ if __name__ == "__main__":
         "lj.lookahead(adamw), never syncs": lj.lookahead(adamw, NEVER),
         f"lj.lookahead(adamw, tree), sync every {k}": lj.lookahead(adamw, k, slow_layout="tree"),
         "lj.lookahead(adamw, tree), never syncs": lj.lookahead(adamw, NEVER, slow_layout="tree"),
+        "control: adamw + a carried buffer": optax.with_extra_args_support(_control(adamw, False)),
+        "control: adamw + buffer read, no arithmetic": optax.with_extra_args_support(
+            _control(adamw, True)
+        ),
     }
     runners = {
         name: train_step_timing._StepRunner(tx, params, loss, batch)
