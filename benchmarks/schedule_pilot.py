@@ -4,21 +4,28 @@ Protocol, fixed before any number of it was seen:
 
 - Candidate: a schedule meta-trained by `benchmarks/pretrained_train.py --out DIR` with one
   change to the shipped protocol (the same mixture, base rate and objective), seeds 0-2 (a pilot:
-  the shipped protocol has 5). Candidates so far: the alignment feature (`--alignment`,
+  the shipped protocol has 5; seeds 3-4 of the long-training candidate were trained after its
+  1x pilot had been seen). Candidates so far: the alignment feature (`--alignment`,
   `results/pretrained_alignment`); 4x the meta-steps and 4x the validation tasks
   (`--meta-steps 1200 --validation-tasks 32 --validate-every 60`, `results/pretrained_long`).
 - Cells: the seven unseen 1x cells of `benchmarks/pretrained_tables.py` (horizon H = 200, given),
-  on the same 50 held-out tasks. The baselines' per-task test losses are read from that run's
-  results (`benchmarks/results/pretrained/unseen_1x.json`), not recomputed; the shipped
-  protocol's seeds are recomputed here first and must reproduce their stored losses, so the
-  cells are the same tasks.
-- Figures: per seed, the geometric mean over the seven cells of per-task test-loss ratios
+  on the same 50 held-out tasks; with `--cells all` also its six 5x and 10x cells (added after
+  the first two pilots had been seen at 1x; the horizon is given to the schedules there too, as
+  in the stored rows). The baselines' per-task test losses are read from that run's results
+  (`benchmarks/results/pretrained/unseen_*.json`), not recomputed; in every cell the shipped
+  protocol's lowest-numbered seed is recomputed first and must reproduce its stored losses, so
+  the cells are the same tasks.
+- Figures: per seed, the geometric mean over the cells of per-task test-loss ratios
   candidate / baseline with its bootstrap 95 % interval (the protocol's aggregate), against
   every stored baseline and against the shipped protocol's seed of the same number (paired).
 
 Run:  python benchmarks/pretrained_train.py --alignment --seeds 0,1,2 \\
           --out benchmarks/results/pretrained_alignment
       python benchmarks/schedule_pilot.py --candidate benchmarks/results/pretrained_alignment
+      python benchmarks/pretrained_train.py --seeds 0,1,2,3,4 --meta-steps 1200 \\
+          --validation-tasks 32 --validate-every 60 --out benchmarks/results/pretrained_long
+      python benchmarks/schedule_pilot.py --candidate benchmarks/results/pretrained_long \\
+          --cells all
 """
 
 import argparse
@@ -60,8 +67,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidate", required=True, help="a pretrained_train.py --out folder")
     parser.add_argument("--heldout", type=int, default=50)
+    parser.add_argument(
+        "--cells",
+        choices=["1x", "all"],
+        default="1x",
+        help="the seven 1x cells, or all thirteen (5x and 10x too)",
+    )
     args = parser.parse_args()
     stored = json.load(open(os.path.join(T.RESULTS, "unseen_1x.json")))["result"]
+    if args.cells == "all":
+        stored |= json.load(open(os.path.join(T.RESULTS, "unseen_long.json")))["result"]
     cand_schedule, cand = load_seeds(args.candidate)
     ref_schedule, ref = load_seeds(T.RESULTS, alignment=False)
     if not cand:
@@ -71,17 +86,24 @@ def main():
     for cell, data in stored.items():
         family = PT.FAMILIES[cell.split(" @ ")[0]]()
         losses = dict(data["per_task_test_loss"])
+        horizon = int(data["horizon"])  # the schedules are told it, as the stored rows were
         for s in cand:
-            # The same tasks: the stored seed reproduces its stored per-task losses.
+            if s == min(cand):  # the same tasks: a stored seed reproduces its stored losses
+                m = P.final_metrics(
+                    family,
+                    lj.learned_schedule(T.INNER, ref_schedule.clone(horizon=horizon), ref[s]),
+                    keys,
+                    horizon,
+                )
+                old = np.asarray(losses[f"seed {s} (horizon given)"])
+                drift = float(np.max(np.abs(m.test_loss - old) / np.abs(old)))
+                if drift > 1e-3:
+                    sys.exit(f"{cell}: seed {s} does not reproduce its stored losses ({drift:.2g})")
             m = P.final_metrics(
-                family, lj.learned_schedule(T.INNER, ref_schedule, ref[s]), keys, T.H
-            )
-            old = np.asarray(losses[f"seed {s} (horizon given)"])
-            drift = float(np.max(np.abs(m.test_loss - old) / np.abs(old)))
-            if drift > 1e-3:
-                sys.exit(f"{cell}: seed {s} does not reproduce its stored losses ({drift:.2g})")
-            m = P.final_metrics(
-                family, lj.learned_schedule(T.INNER, cand_schedule, cand[s]), keys, T.H
+                family,
+                lj.learned_schedule(T.INNER, cand_schedule.clone(horizon=horizon), cand[s]),
+                keys,
+                horizon,
             )
             losses[f"candidate seed {s}"] = m.test_loss.tolist()
         cells[cell] = {"per_task_test_loss": losses, "initial_loss": data["initial_loss"]}
@@ -96,22 +118,24 @@ def main():
         )
     baselines = [b for b in stored[next(iter(stored))]["tuning"]]
     print(
-        "\nGeometric mean over the 7 unseen 1x cells of per-task test-loss ratios, "
+        f"\nGeometric mean over the {len(cells)} unseen cells of per-task test-loss ratios, "
         "candidate seed / baseline [bootstrap 95 % CI]\n"
     )
     print("| baseline | " + " | ".join(f"candidate seed {s}" for s in cand) + " |")
     print("| --- |" + " --- |" * len(cand))
     rows = {}
-    for b in ["the shipped protocol's same seed", *baselines]:
+    same = "the shipped protocol's same seed"
+    for b in [same, *baselines]:
         row = []
         for s in cand:
-            base = f"seed {s} (horizon given)" if b.startswith("same seed") else b
+            base = f"seed {s} (horizon given)" if b == same else b
             g, (lo, hi) = PTab.pooled(cells, f"candidate seed {s}", base)
             row.append(f"{g:.3f} [{lo:.3f}, {hi:.3f}]")
             rows.setdefault(b, {})[s] = [g, lo, hi]
         print(f"| {b} | " + " | ".join(row) + " |")
     json.dump(
-        {"pooled": rows, "cells": cells}, open(os.path.join(args.candidate, "pilot.json"), "w")
+        {"pooled": rows, "cells": cells},
+        open(os.path.join(args.candidate, f"pilot_{args.cells}.json"), "w"),
     )
 
 
