@@ -97,13 +97,15 @@ def _drift_from(step: int, drift: float) -> optax.GradientTransformation:
     return optax.GradientTransformation(lambda params: jnp.zeros([], jnp.int32), update)
 
 
-def test_meta_gradient_is_exact_through_exactly_zero_inner_gradients(x64):
+@pytest.mark.parametrize("alignment", [False, True], ids=["plain", "alignment"])
+def test_meta_gradient_is_exact_through_exactly_zero_inner_gradients(x64, alignment):
     # The run sits at its optimum for 4 steps (gradients exactly 0) while its params already
     # depend on the schedule (w = 0 - lr * 0): the path on which sqrt's infinite derivative at 0
     # made the meta-gradient NaN. Then a drift walks it off, by steps the rate sets, so the true
-    # meta-gradient is not zero and a wrong one shows against central differences.
+    # meta-gradient is not zero and a wrong one shows against central differences. With the
+    # alignment features the cosine's norms are 0 there too (gradient and previous update).
     inner = optax.chain(_drift_from(3, 1.0), optax.sgd(1.0))
-    schedule = lj.LSTMSchedule(base_lr=0.1, hidden_size=4)
+    schedule = lj.LSTMSchedule(base_lr=0.1, hidden_size=4, alignment_features=alignment)
     mp = {
         "schedule": jax.tree.map(
             lambda x: x.astype(jnp.float64), schedule.init_params(jax.random.key(0))
