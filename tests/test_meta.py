@@ -257,6 +257,55 @@ def test_meta_train_improves_the_schedule_and_returns_history():
     )
 
 
+def test_validation_families_select_on_families_left_out_of_meta_training():
+    schedule = LSTMSchedule(base_lr=0.3)
+    train = meta.quadratic_family(dim=4, max_condition=10.0, scale_range=(1.0, 1.0))
+    held_out = meta.quadratic_family(dim=6, max_condition=50.0, scale_range=(0.3, 3.0))
+    keys = jax.random.split(jax.random.key(50), 4)
+    common = dict(key=jax.random.key(0), horizon=10, num_tasks=4, validation_keys=keys)
+    result = meta.meta_train(
+        train,
+        schedule,
+        SGD,
+        num_meta_steps=20,
+        meta_optimizer=optax.adam(3e-2),
+        validate_every=5,
+        validation_families=[held_out],
+        **common,
+    )
+
+    def validation_loss(family, mp):
+        states = meta.fresh_states(family, schedule, SGD, mp, keys)
+        losses = jax.vmap(lambda s: meta.truncation_loss(mp, s, family, schedule, SGD, 10)[0])
+        return float(np.mean(losses(states)))
+
+    # Every validation is on the held-out family: the returned (best) meta-params score there
+    # exactly the lowest validation value, and the start scores what it scores on that family,
+    # not on the training one.
+    np.testing.assert_allclose(
+        validation_loss(held_out, result.meta_params), result.validation[:, 1].min(), rtol=1e-4
+    )
+    start = {"schedule": schedule.init_params(jax.random.split(jax.random.key(0), 5)[0])}
+    np.testing.assert_allclose(validation_loss(held_out, start), result.validation[0, 1], rtol=1e-5)
+    assert abs(validation_loss(train, start) - result.validation[0, 1]) > 1e-2
+
+
+def test_validation_families_need_validation_keys_and_no_learned_init():
+    common = dict(key=jax.random.key(0), num_meta_steps=1, horizon=4, num_tasks=2)
+    with pytest.raises(ValueError, match=r"validation_families needs validation_keys"):
+        meta.meta_train(QUAD, LSTMSchedule(base_lr=0.1), SGD, validation_families=QUAD, **common)
+    with pytest.raises(ValueError, match=r"validation_families cannot be used with learn_init"):
+        meta.meta_train(
+            QUAD,
+            LSTMSchedule(base_lr=0.1),
+            SGD,
+            learn_init=True,
+            validation_keys=jax.random.split(jax.random.key(1), 2),
+            validation_families=QUAD,
+            **common,
+        )
+
+
 def _hessian_and_final(family, schedule, mp, horizon):
     state = fresh_state(family, schedule, mp)
     task = family(state.task_key)
