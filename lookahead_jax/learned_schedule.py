@@ -50,8 +50,9 @@ def _sq_norm(u: jax.Array, dtype: jnp.dtype) -> jax.Array:
     return jnp.sum(jnp.square(u))
 
 
-def _alignment(grads: optax.Updates, prev: optax.Updates, dtype) -> jax.Array:
-    """cos(g, u_prev) in `dtype`: 0 where either is zero, finite and differentiable there.
+def _alignment(grads: optax.Updates, grad_norm: jax.Array, prev: optax.Updates, dtype) -> jax.Array:
+    """cos(g, u_prev) in `dtype` (`grad_norm` is |g|, already computed): 0 where either is zero,
+    finite and differentiable there.
 
     A complex leaf counts as its (real, imag) pair: Re(g * conj(u)) is their dot product.
     """
@@ -60,9 +61,8 @@ def _alignment(grads: optax.Updates, prev: optax.Updates, dtype) -> jax.Array:
         wide = jnp.promote_types(jnp.promote_types(g.dtype, u.dtype), dtype)
         g, u = g.astype(wide), u.astype(wide)
         dot = dot + jnp.real(jnp.sum(g * jnp.conj(u))).astype(dtype)
-    sq_g = sum((_sq_norm(g, dtype) for g in jax.tree.leaves(grads)), start=jnp.zeros([], dtype))
     sq_u = sum((_sq_norm(u, dtype) for u in jax.tree.leaves(prev)), start=jnp.zeros([], dtype))
-    denom = _safe_norm(sq_g) * _safe_norm(sq_u)
+    denom = grad_norm * _safe_norm(sq_u)
     positive = denom > 0
     return jnp.where(positive, dot / jnp.where(positive, denom, 1.0), 0.0)
 
@@ -160,7 +160,7 @@ def learned_schedule(
         grad_norm = _safe_norm(sq)
         alignment = None
         if schedule.alignment_features:
-            alignment = _alignment(updates, state.prev_update, dtype)
+            alignment = _alignment(updates, grad_norm, state.prev_update, dtype)
         carry, lr = schedule.apply(schedule_params, state.carry, value, grad_norm, alignment)
         inner_updates, inner_state = inner.update(
             updates, state.inner_state, params, value=value, **extra_args

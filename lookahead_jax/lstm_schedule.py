@@ -147,7 +147,7 @@ class LSTMSchedule(nn.Module):
         if self.horizon is not None:
             horizon = checks.integer("LSTMSchedule", "horizon", self.horizon, 1)
             object.__setattr__(self, "horizon", horizon)
-        groups = (*self.FEATURE_GROUPS, "alignment")
+        groups = self.feature_groups()
         unknown = [g for g in self.drop_features if g not in groups]
         if isinstance(self.drop_features, str) or unknown:
             raise ValueError(

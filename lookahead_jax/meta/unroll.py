@@ -121,15 +121,17 @@ def _hide_horizon(opt_state: Any, hide: jax.Array) -> Any:
     return opt_state._replace(carry=carry._replace(inv_horizon=inv_h))
 
 
-def _init_and_data_keys(task_key: jax.Array) -> tuple[jax.Array, jax.Array]:
-    return tuple(jax.random.split(jax.random.fold_in(task_key, 1)))
+def _start(task: Task, task_key: jax.Array, init: optax.Params | None):
+    """(initial params, data key) of a task slot: the task's own params, or the learned `init`."""
+    k_init, k_data = jax.random.split(jax.random.fold_in(task_key, 1))
+    return (task.init_params(k_init) if init is None else init), k_data
 
 
 def initial_params(
     family: TaskFamily, task_key: jax.Array, init: optax.Params | None
 ) -> optax.Params:
     """The params a task slot starts from: the task's own, or the meta-learned `init`."""
-    return family(task_key).init_params(_init_and_data_keys(task_key)[0]) if init is None else init
+    return _start(family(task_key), task_key, init)[0]
 
 
 def fresh_state(
@@ -145,8 +147,7 @@ def fresh_state(
     does not know its horizon: one set of params then learns to serve runs with and without one.
     """
     task = family(task_key)
-    params = initial_params(family, task_key, init)
-    k_data = _init_and_data_keys(task_key)[1]
+    params, k_data = _start(task, task_key, init)
     opt_state = tx.init(params)
     if hide_horizon > 0:
         hide = jax.random.uniform(jax.random.fold_in(task_key, 2)) < hide_horizon
