@@ -243,3 +243,51 @@ def test_lstm_schedule_drop_features_zeroes_a_group():
     assert np.any(np.asarray(f_full)[dropped] != 0)
     with pytest.raises(ValueError, match="drop_features"):
         LSTMSchedule(base_lr=0.1, drop_features=("momentum",))
+
+
+def _rows(n=100, d=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    return x, (x @ np.array([1.0, -2.0, 0.5][:d], np.float32) + 0.3).astype(np.float32)
+
+
+def test_data_regression_family_splits_rows_into_train_and_held_out():
+    x, y = _rows()
+    family = meta.data_regression_family(x, y, hidden=(), num_train=70, batch_size=8)
+    task = family(jax.random.key(0))
+    # A linear model at zero predicts 0: the two losses are mean(y^2) over the two splits, so
+    # together they cover every row exactly once.
+    zero = jax.tree.map(jnp.zeros_like, task.init_params(jax.random.key(1)))
+    total = 70 * task.full_loss(zero) + 30 * task.test_loss(zero)
+    np.testing.assert_allclose(total, np.sum(y.astype(np.float64) ** 2), rtol=1e-5)
+    assert not np.isclose(task.full_loss(zero), np.mean(y[:70] ** 2))  # rows are shuffled
+    assert task.test_accuracy is None
+    # A different task key draws a different split.
+    other = family(jax.random.key(5))
+    assert not np.isclose(other.full_loss(zero), task.full_loss(zero))
+
+
+def test_data_regression_family_learns_a_linear_map_and_vmaps():
+    x, y = _rows()
+    family = meta.data_regression_family(x, y, hidden=(), num_train=60, batch_size=16)
+    m = P.final_metrics(family, optax.adam(5e-2), meta.task_keys(3, 3), 300)
+    assert np.all(m.initial_loss > 0.5)
+    assert np.all(m.test_loss < 1e-3)  # the held-out rows of an exact linear map
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"y": np.zeros((100, 2), np.float32)}, "y.shape"),
+        ({"x": np.zeros(100, np.float32)}, "x.shape"),
+        ({"num_train": 101}, "num_train"),
+        ({"num_train": 0}, "num_train"),
+        ({"num_test": 31}, "num_test"),
+        ({"batch_size": 0}, "batch_size"),
+    ],
+)
+def test_data_regression_family_refuses_bad_input(kwargs, match):
+    x, y = _rows()
+    args = {"x": x, "y": y, "num_train": 70} | kwargs
+    with pytest.raises(ValueError, match=match):
+        meta.data_regression_family(**args)

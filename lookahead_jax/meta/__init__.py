@@ -3,7 +3,7 @@
 One namespace for the meta-learning toolkit:
 
 - `lookahead_jax.meta.tasks`: the `Task` protocol and built-in, synthetic task families (and
-  `classification_family` for a data set of your own);
+  `classification_family` and `data_regression_family` for a data set of your own);
 - `lookahead_jax.meta.unroll`: the unrolled inner loop, truncations and meta-gradients;
 - `lookahead_jax.meta.training`: `meta_train`, the meta-training loop;
 - `lookahead_jax.meta.evaluation`: loss curves of any transformation on a family;
@@ -31,6 +31,7 @@ from lookahead_jax.meta.tasks import (
     Task,
     TaskFamily,
     classification_family,
+    data_regression_family,
     mlp_family,
     quadratic_family,
     rate_scaled_family,
@@ -64,6 +65,7 @@ __all__ = [
     "baseline_tx",
     "classification_family",
     "compare",
+    "data_regression_family",
     "evaluate",
     "fresh_state",
     "fresh_states",

@@ -159,6 +159,41 @@ def _supervised_task(
     )
 
 
+class _RowSplit(NamedTuple):
+    """A checked split of a data set's rows: task key -> (training rows, held-out rows)."""
+
+    num_rows: int
+    num_train: int
+    num_test: int
+    batch_size: int
+
+    def __call__(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        order = jax.random.permutation(key, self.num_rows)
+        return order[: self.num_train], order[self.num_train : self.num_train + self.num_test]
+
+
+def _row_split(
+    caller: str, x: jax.Array, y: jax.Array, num_train: Any, batch_size: Any, num_test: Any
+) -> _RowSplit:
+    """Checks a data set given as rows (x of shape (n, d), y of shape (n,)) and its split."""
+    num_train, batch_size = _positive_ints(caller, num_train=num_train, batch_size=batch_size)
+    if x.ndim != 2 or y.shape != (x.shape[0],):
+        raise ValueError(
+            f"{caller}: x must have shape (n, d) and y shape (n,), got "
+            f"x.shape={x.shape}, y.shape={y.shape}"
+        )
+    if num_train > len(x):
+        raise ValueError(f"{caller}: only {len(x)} rows, got {num_train=}")
+    n_rest = len(x) - num_train
+    num_test = checks.integer(caller, "num_test", n_rest if num_test is None else num_test, 0)
+    if num_test > n_rest:
+        raise ValueError(
+            f"{caller}: only {n_rest} rows are left for testing after "
+            f"num_train={num_train}, got {num_test=}"
+        )
+    return _RowSplit(len(x), num_train, num_test, batch_size)
+
+
 def classification_family(
     x: Any,
     y: Any,
@@ -198,33 +233,15 @@ def classification_family(
       >>> float(task.full_loss(task.init_params(jax.random.key(1)))) > 0
       True
     """
-    num_classes, num_train, batch_size = _positive_ints(
-        "classification_family", num_classes=num_classes, num_train=num_train, batch_size=batch_size
-    )
+    (num_classes,) = _positive_ints("classification_family", num_classes=num_classes)
     x_all, y_all = jnp.asarray(x), jnp.asarray(y, jnp.int32)
-    if x_all.ndim != 2 or y_all.shape != (x_all.shape[0],):
-        raise ValueError(
-            f"classification_family: x must have shape (n, d) and y shape (n,), got "
-            f"x.shape={x_all.shape}, y.shape={y_all.shape}"
-        )
-    if num_train > len(x_all):
-        raise ValueError(f"classification_family: only {len(x_all)} rows, got {num_train=}")
-    n_rest = len(x_all) - num_train
-    if num_test is None:
-        num_test = n_rest
-    num_test = checks.integer("classification_family", "num_test", num_test, 0)
-    if num_test > n_rest:
-        raise ValueError(
-            f"classification_family: only {n_rest} rows are left for testing after "
-            f"num_train={num_train}, got {num_test=}"
-        )
+    split = _row_split("classification_family", x_all, y_all, num_train, batch_size, num_test)
     model = MLP(hidden=tuple(hidden), out=num_classes, activation=activation)
 
     def make(task_key: jax.Array) -> Task:
         k_subset, k_perm = jax.random.split(task_key)
-        order = jax.random.permutation(k_subset, len(x_all))
         labels = jax.random.permutation(k_perm, num_classes)
-        idx, test_idx = order[:num_train], order[num_train : num_train + num_test]
+        idx, test_idx = split(k_subset)
         cross_entropy = lambda logits, yb: optax.softmax_cross_entropy_with_integer_labels(
             logits, yb
         ).mean()
@@ -233,9 +250,66 @@ def classification_family(
             x_all[idx],
             labels[y_all[idx]],
             cross_entropy,
-            batch_size,
+            split.batch_size,
             test=(x_all[test_idx], labels[y_all[test_idx]]),
             classify=True,
+        )
+
+    return make
+
+
+def data_regression_family(
+    x: Any,
+    y: Any,
+    hidden: tuple[int, ...] = (32,),
+    num_train: int = 256,
+    batch_size: int = 64,
+    num_test: int | None = None,
+    activation: Callable[[jax.Array], jax.Array] = jnp.tanh,
+) -> TaskFamily:
+    """A Flax MLP regressing a target of a data set of your own (mean squared error).
+
+    The regression counterpart of `classification_family`. Per task: a random subset of
+    ``num_train`` rows (the initialisation is drawn from the key given to ``init_params``);
+    minibatches of ``batch_size`` drawn with replacement from the subset. The held-out split
+    (`Task.test_loss`) is ``num_test`` of the other rows (default: all of them), never trained on.
+    Scale the target as you would train on it (standardised, say): the loss is in its units.
+
+    Args:
+      x: features, shape ``(n, d)``, already scaled as you would train on them.
+      y: real targets, shape ``(n,)``.
+      hidden: widths of the MLP's hidden layers (``()``: a linear model).
+      num_train: rows per task.
+      batch_size: minibatch size.
+      num_test: held-out rows per task (default all ``n - num_train``; 0 for no test split).
+      activation: of the hidden layers.
+
+    Returns:
+      A `TaskFamily`.
+
+    Example:
+      >>> import jax, numpy as np
+      >>> x = np.random.default_rng(0).normal(size=(100, 4)).astype(np.float32)
+      >>> family = data_regression_family(x, x.sum(1), num_train=50)
+      >>> task = family(jax.random.key(0))
+      >>> float(task.test_loss(task.init_params(jax.random.key(1)))) > 0
+      True
+    """
+    x_all, y_all = jnp.asarray(x), jnp.asarray(y)
+    split = _row_split("data_regression_family", x_all, y_all, num_train, batch_size, num_test)
+    y_all = y_all.astype(x_all.dtype)
+    model = MLP(hidden=tuple(hidden), out=1, activation=activation)
+    squared_error = lambda out, yb: jnp.mean((out[:, 0] - yb) ** 2)
+
+    def make(task_key: jax.Array) -> Task:
+        idx, test_idx = split(task_key)
+        return _supervised_task(
+            model,
+            x_all[idx],
+            y_all[idx],
+            squared_error,
+            split.batch_size,
+            test=(x_all[test_idx], y_all[test_idx]),
         )
 
     return make
