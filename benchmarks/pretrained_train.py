@@ -26,6 +26,11 @@ Run:  python benchmarks/pretrained_train.py                       (5 seeds, ~20 
       python benchmarks/pretrained_train.py --seeds 0,1,2 --meta-steps 1200 \
           --validation-tasks 32 --validate-every 60 --out benchmarks/results/pretrained_long
                                           (a candidate: 4x the meta-steps, 4x the validation)
+      python benchmarks/pretrained_train.py --seeds 0,1,2,3,4 --meta-steps 1200 \
+          --validation-tasks 32 --validate-every 60 --validation-families \
+          --out benchmarks/results/pretrained_heldout_selection
+                                          (a candidate: the long protocol's trajectories, with
+                                          snapshots and seeds selected on VALIDATION_FAMILIES)
       python benchmarks/pretrained_train.py --seeds 0 --meta-steps 6   (a pilot)
       python benchmarks/pretrained_train.py --ship                 (copy the chosen seed)
 """
@@ -38,6 +43,7 @@ import time
 
 import flax.serialization
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -57,17 +63,30 @@ def digits():
     return meta.classification_family(x / np.float32(16.0), y, 10, num_train=512, batch_size=128)
 
 
-def blobs():
-    """Gaussian blobs through a fixed random tanh warp: 1500 rows, 16 features, 5 classes."""
-    rng = np.random.default_rng(7)
-    centers = rng.normal(size=(5, 16)) * 1.2
-    y = rng.integers(0, 5, 1500)
-    z = centers[y] + rng.normal(size=(1500, 16))
-    x = np.tanh(z @ rng.normal(size=(16, 16)) / 4.0) * 2.0
+def generated_table(
+    seed, rows, features, classes, spread, num_train, batch, hidden=(32,), activation=jnp.tanh
+):
+    """Gaussian blobs (centres at scale `spread`) through a fixed random tanh warp, standardised."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(classes, features)) * spread
+    y = rng.integers(0, classes, rows)
+    z = centers[y] + rng.normal(size=(rows, features))
+    x = np.tanh(z @ rng.normal(size=(features, features)) / 4.0) * 2.0
     x = (x - x.mean(0)) / x.std(0)
     return meta.classification_family(
-        x.astype(np.float32), y.astype(np.int32), 5, num_train=400, batch_size=64
+        x.astype(np.float32),
+        y.astype(np.int32),
+        classes,
+        hidden=hidden,
+        num_train=num_train,
+        batch_size=batch,
+        activation=activation,
     )
+
+
+def blobs():
+    """1500 rows, 16 features, 5 classes, 400 training rows per task, batch 64, 32 tanh units."""
+    return generated_table(7, 1500, 16, 5, 1.2, 400, 64)
 
 
 def regression():
@@ -75,6 +94,15 @@ def regression():
 
 
 MIXTURE = {"digits": digits, "blobs": blobs, "sines (noise 0.1)": regression}
+# Held out from meta-training and from the unseen suite, for selection only (`--validation-
+# families`; `benchmarks/selection_check.py` describes them).
+VALIDATION_FAMILIES = {
+    "small blobs": lambda: generated_table(11, 600, 12, 4, 0.8, 120, 32),
+    "wide blobs, relu": lambda: generated_table(13, 1000, 32, 3, 1.0, 300, 64, (64,), jax.nn.relu),
+    "sines, 2 frequencies": lambda: meta.regression_family(
+        num_frequencies=2, num_train=128, batch_size=32, noise=0.2, hidden=(64,)
+    ),
+}
 
 
 def mixture(scaled=True):
@@ -109,6 +137,11 @@ def main():
     parser.add_argument("--ship", action="store_true", help="copy the chosen seed to the package")
     parser.add_argument("--validation-tasks", type=int, default=8, help="per family")
     parser.add_argument("--validate-every", type=int, default=30, help="meta-steps")
+    parser.add_argument(
+        "--validation-families",
+        action="store_true",
+        help="select snapshots and seeds on VALIDATION_FAMILIES, not on the training mixture",
+    )
     parser.add_argument(
         "--alignment",
         action="store_true",
@@ -145,6 +178,11 @@ def main():
             objective="final_log_test_loss",
             validation_keys=meta.task_keys(VALID_ROOT, args.validation_tasks),
             validate_every=args.validate_every,
+            validation_families=(
+                [make() for make in VALIDATION_FAMILIES.values()]
+                if args.validation_families
+                else None
+            ),
             hide_horizon=HIDE_HORIZON,
         )
         stem = os.path.join(args.out, f"seed{seed}")
@@ -160,6 +198,9 @@ def main():
             "alignment_features": args.alignment,
             "validation_tasks": args.validation_tasks,
             "validate_every": args.validate_every,
+            "validation_families": (
+                list(VALIDATION_FAMILIES) if args.validation_families else "the training mixture"
+            ),
             "families": list(MIXTURE),
             "rate_scales": SCALES,
             "hide_horizon": HIDE_HORIZON,
