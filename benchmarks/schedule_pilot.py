@@ -7,7 +7,12 @@ Protocol, fixed before any number of it was seen:
   the shipped protocol has 5; seeds 3-4 of the long-training candidate were trained after its
   1x pilot had been seen). Candidates so far: the alignment feature (`--alignment`,
   `results/pretrained_alignment`); 4x the meta-steps and 4x the validation tasks
-  (`--meta-steps 1200 --validation-tasks 32 --validate-every 60`, `results/pretrained_long`).
+  (`--meta-steps 1200 --validation-tasks 32 --validate-every 60`, `results/pretrained_long`);
+  the long protocol's trajectories with snapshots and seeds selected on three families held out
+  from meta-training and from the unseen suite (`--validation-families`,
+  `results/pretrained_heldout_selection`, run after `benchmarks/selection_check.py` had found
+  that their loss ranks the stored seeds by transfer, so its figures are not a clean held-out
+  estimate: the check itself looked at these cells).
 - Cells: the seven unseen 1x cells of `benchmarks/pretrained_tables.py` (horizon H = 200, given),
   on the same 50 held-out tasks; with `--cells all` also its six 5x and 10x cells (added after
   the first two pilots had been seen at 1x; the horizon is given to the schedules there too, as
@@ -26,6 +31,8 @@ Run:  python benchmarks/pretrained_train.py --alignment --seeds 0,1,2 \\
           --validation-tasks 32 --validate-every 60 --out benchmarks/results/pretrained_long
       python benchmarks/schedule_pilot.py --candidate benchmarks/results/pretrained_long \\
           --cells all
+      python benchmarks/schedule_pilot.py \\
+          --candidate benchmarks/results/pretrained_heldout_selection --cells all
 """
 
 import argparse

@@ -1,0 +1,215 @@
+"""A check on families no schedule, selection rule or earlier table has seen (issues 13 and 17).
+
+`benchmarks/selection_check.py` found that the loss on three families held out from
+meta-training ranks the meta-trained seeds by their test loss on the unseen suite of
+`benchmarks/pretrained_tables.py`. That finding looked at the unseen suite, which every pilot
+since has been scored on, so it cannot confirm itself there. This scores the seeds on a fresh
+suite.
+
+Protocol, fixed before any number of it was computed:
+
+- Fresh families (none used before in meta-training, validation, selection or any table):
+  - "friedman1": scikit-learn's `make_friedman1(n_samples=1000, n_features=10, noise=1.0,
+    random_state=0)`, features and target standardised, `meta.data_regression_family`, 32 tanh
+    units, 200 training rows per task, batch 32;
+  - "diabetes": `load_diabetes`, standardised, 32 tanh units, 250 training rows, batch 32;
+  - "hastie": `make_hastie_10_2(n_samples=1200, random_state=0)`, 2 classes, 2x64 relu units,
+    300 training rows, batch 64;
+  - "moons": `make_moons(n_samples=600, noise=0.3, random_state=0)`, 32 tanh units, 100
+    training rows, batch 16.
+  The held-out split of each task is all the rows it does not train on.
+- Cells: each family at H = 200 steps, and "diabetes" and "moons" also at 5x H; the horizon is
+  given to the schedules; 32 held-out tasks per cell (PRNG root 7).
+- Seeds: the 15 meta-trained seeds without the alignment feature: the shipped protocol's 5
+  (`results/pretrained`), the long protocol's 5 (`results/pretrained_long`) and the held-out
+  selection protocol's 5 (`results/pretrained_heldout_selection`).
+- References: Adam at 1e-3, and warmup+cosine tuned on each fresh cell itself (the oracle of
+  `pretrained_tables.py`: peaks 1e-3..3.2e-2 extended past an edge, warmup 0/0.1/0.3, floor 0/0.1,
+  8 tuning tasks, PRNG root 8).
+- Figures: (1) Spearman's rank correlation over the 15 seeds between the held-out-family score
+  of `selection_check.py` (recomputed here the same way) and the fresh-suite transfer (the
+  geometric mean over the cells of per-task test-loss ratios to the target-tuned warmup+cosine),
+  beside the same for the training mixture's score; (2) that transfer for the seed each rule
+  picks, with its bootstrap 95 % interval, and the paired ratio held-out-families pick / shipped.
+- The rule counts as confirmed if (1) is at least 0.5 and above the mixture's, and the pick's
+  paired ratio to the shipped schedule has its interval below 1.
+
+Run:  python benchmarks/fresh_suite_check.py          (~30 min on 2 cores)
+"""
+
+import json
+import os
+import sys
+
+import flax.serialization
+import jax
+import numpy as np
+import optax
+from scipy.stats import spearmanr
+
+sys.path.insert(0, os.path.dirname(__file__))
+import pretrained_tables as PTab
+import pretrained_train as T
+import selection_check as SC
+
+import lookahead_jax as lj
+from lookahead_jax import meta
+from lookahead_jax.meta import protocol as P
+
+HERE = os.path.dirname(__file__)
+HELDOUT_ROOT, TUNE_ROOT, NUM_TASKS = 7, 8, 32
+OUT = os.path.join(HERE, "results", "fresh_suite_check.json")
+PROTOCOLS = {
+    "shipped": T.RESULTS,
+    "long": os.path.join(HERE, "results", "pretrained_long"),
+    "held-out selection": os.path.join(HERE, "results", "pretrained_heldout_selection"),
+}
+
+
+def _standardise(a):
+    a = np.asarray(a, np.float64)
+    return ((a - a.mean(0)) / a.std(0)).astype(np.float32)
+
+
+def families():
+    from sklearn import datasets
+
+    x, y = datasets.make_friedman1(n_samples=1000, n_features=10, noise=1.0, random_state=0)
+    friedman = meta.data_regression_family(
+        _standardise(x), _standardise(y), num_train=200, batch_size=32
+    )
+    x, y = datasets.load_diabetes(return_X_y=True)
+    diabetes = meta.data_regression_family(
+        _standardise(x), _standardise(y), num_train=250, batch_size=32
+    )
+    x, y = datasets.make_hastie_10_2(n_samples=1200, random_state=0)
+    hastie = meta.classification_family(
+        _standardise(x),
+        (y > 0).astype(np.int32),
+        2,
+        hidden=(64, 64),
+        num_train=300,
+        batch_size=64,
+        activation=jax.nn.relu,
+    )
+    x, y = datasets.make_moons(n_samples=600, noise=0.3, random_state=0)
+    moons = meta.classification_family(
+        _standardise(x), y.astype(np.int32), 2, num_train=100, batch_size=16
+    )
+    return {"friedman1": friedman, "diabetes": diabetes, "hastie": hastie, "moons": moons}
+
+
+CELLS = [(f, 1) for f in ("friedman1", "diabetes", "hastie", "moons")] + [
+    ("diabetes", 5),
+    ("moons", 5),
+]
+
+
+def seeds():
+    """[(protocol, seed, params)] of the 15 seeds, and their (shared) schedule."""
+    base = json.load(open(os.path.join(T.RESULTS, "base_lr.json")))["base_lr"]
+    schedule = T.schedule_for(base)
+    template = schedule.init_params(jax.random.key(0))
+    out = []
+    for name, folder in PROTOCOLS.items():
+        for s in range(5):
+            with open(os.path.join(folder, f"seed{s}.msgpack"), "rb") as f:
+                out.append((name, s, flax.serialization.from_bytes(template, f.read())))
+    return out, schedule
+
+
+def seed_test_losses(family, schedule, params_list, horizon, keys):
+    """Per-task test losses of every seed, shape (num_seeds, num_tasks): one compiled call."""
+    stacked = jax.tree.map(lambda *p: np.stack(p), *params_list)
+    sched = schedule.clone(horizon=horizon)
+
+    def per_seed(params):
+        method = P.Method(lj.learned_schedule(T.INNER, sched, params))
+        return jax.vmap(P._metrics_fn(family, method, horizon))(keys)[1]
+
+    return np.asarray(jax.jit(lambda p: jax.lax.map(per_seed, p))(stacked), np.float64)
+
+
+def main():
+    fams = families()
+    seed_list, schedule = seeds()
+    names = [f"{p} seed {s}" for p, s, _ in seed_list]
+    keys = meta.task_keys(HELDOUT_ROOT, NUM_TASKS)
+    out = json.load(open(OUT)) if os.path.exists(OUT) else {"cells": {}}
+    for fam, mult in CELLS:
+        cell = f"{fam} @ {mult}x"
+        if cell in out["cells"]:
+            continue
+        horizon = T.H * mult
+        losses = seed_test_losses(fams[fam], schedule, [p for *_, p in seed_list], horizon, keys)
+        per_task = dict(zip(names, losses.tolist(), strict=True))
+        cosine = P.schedule_baseline(
+            T.INNER, horizon, "cosine", PTab.PEAKS, (0.0, 0.1, 0.3), (0.0, 0.1)
+        )
+        tuned = P.tune(
+            fams[fam],
+            cosine,
+            meta.task_keys(TUNE_ROOT, 8),
+            horizon,
+            max_extensions=PTab.MAX_EXTENSIONS,
+        )
+        refs = {
+            "warmup+cosine (target-tuned)": cosine.make(tuned.best),
+            "adam 1e-3": optax.adam(1e-3),
+        }
+        metrics = {k: P.final_metrics(fams[fam], tx, keys, horizon) for k, tx in refs.items()}
+        for k, m in metrics.items():
+            per_task[k] = m.test_loss.tolist()
+        out["cells"][cell] = {
+            "per_task_test_loss": per_task,
+            "initial_loss": metrics["adam 1e-3"].initial_loss.tolist(),
+            "tuned": {"best": tuned.best, "where": tuned.where},
+        }
+        print(
+            f"{cell}: tuned {tuned.best} ({tuned.where}); mean test loss "
+            + ", ".join(f"{k} {np.mean(v):.4f}" for k, v in per_task.items()),
+            flush=True,
+        )
+        json.dump(out, open(OUT, "w"), indent=1)
+
+    held_out = [make() for make in T.VALIDATION_FAMILIES.values()]
+    scores = out.setdefault("scores", {})
+    for (*_, params), name in zip(seed_list, names, strict=True):
+        if name not in scores:
+            scores[name] = {
+                "held_out_families": SC.score(schedule, params, held_out)[0],
+                "mixture": SC.score(schedule, params, T.mixture())[0],
+            }
+            json.dump(out, open(OUT, "w"), indent=1)
+    target = "warmup+cosine (target-tuned)"
+    transfer = {n: PTab.pooled(out["cells"], n, target) for n in names}
+    print("\n| seed | held-out families score | mixture score | fresh suite vs target-tuned |")
+    print("| --- | ---: | ---: | --- |")
+    for n in names:
+        g, (lo, hi) = transfer[n]
+        sc = scores[n]
+        print(
+            f"| {n} | {sc['held_out_families']:.3f} | {sc['mixture']:.3f} | "
+            f"{g:.3f} [{lo:.3f}, {hi:.3f}] |"
+        )
+    g, (lo, hi) = PTab.pooled(out["cells"], "adam 1e-3", target)
+    print(f"| adam 1e-3 | | | {g:.3f} [{lo:.3f}, {hi:.3f}] |")
+    for key in ("held_out_families", "mixture"):
+        r = spearmanr([scores[n][key] for n in names], [transfer[n][0] for n in names])
+        out[f"spearman_{key}"] = [float(r.statistic), float(r.pvalue)]
+        print(f"Spearman, {key} score vs fresh-suite transfer: {r.statistic:.2f} ({r.pvalue:.2g})")
+    shipped = f"shipped seed {lj.pretrained_info()['seed']}"
+    pick = min(
+        (n for n in names if n.startswith("held-out selection")),
+        key=lambda n: json.load(
+            open(os.path.join(PROTOCOLS["held-out selection"], f"seed{n.split()[-1]}.json"))
+        )["best_validation"],
+    )
+    g, (lo, hi) = PTab.pooled(out["cells"], pick, shipped)
+    out["pick"] = {"name": pick, "vs_shipped": [g, lo, hi]}
+    print(f"{pick} (the held-out selection rule's pick) / {shipped}: {g:.3f} [{lo:.3f}, {hi:.3f}]")
+    json.dump(out, open(OUT, "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()
