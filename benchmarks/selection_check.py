@@ -4,8 +4,8 @@ The second pilot (README, "The pretrained schedule on problems it never saw") fo
 validation meta-loss on held-out tasks of the *training* families does not rank seeds by their
 test loss on unseen families. `meta_train(validation_families=...)` can select on families left
 out of meta-training instead. This checks, before any meta-training with it, whether such a loss
-would have ranked the 13 schedules already trained and scored (the shipped protocol's 5 seeds, the
-long protocol's 5, the alignment candidate's 3).
+would have ranked the 13 schedules already trained and scored (the first protocol's 5 seeds, "v1",
+shipped until this check; the long protocol's 5; the alignment candidate's 3).
 
 Protocol, fixed before any number of it was computed:
 
@@ -54,7 +54,7 @@ HERE = os.path.dirname(__file__)
 ROOT, NUM_TASKS = 5, 32
 TARGET = "warmup+cosine (target-tuned)"
 GROUPS = {
-    "shipped": (T.RESULTS, "seed {s} (horizon given)"),
+    "v1": (T.RESULTS, "v1 seed {s} (horizon given)"),
     "long": (os.path.join(HERE, "results", "pretrained_long"), "candidate seed {s}"),
     "alignment": (os.path.join(HERE, "results", "pretrained_alignment"), "alignment seed {s}"),
 }
@@ -75,7 +75,7 @@ def transfer(group, seed, cells):
 
 def stored_cells(group, which):
     """The per-task losses of every cell scored for `group`, at 1x or at all horizons."""
-    if group == "shipped":
+    if group == "v1":
         out = json.load(open(os.path.join(T.RESULTS, "unseen_1x.json")))["result"]
         if which == "all":
             out |= json.load(open(os.path.join(T.RESULTS, "unseen_long.json")))["result"]
