@@ -7,9 +7,10 @@ syncs in the run. Equal ratios at the two periods mean the syncs cost nothing me
 cost is the off-sync step's: the fused `jnp.where` that returns the inner update (a `lax.cond`
 there would force the updates into memory before the user's `apply_updates`).
 
-Two controls split the off-sync cost further: AdamW carrying a params-sized buffer it never
-touches, and AdamW whose update is `where(never, buffer - p, u)` (the read and the select of
-Lookahead's off-sync step without its slow-step arithmetic).
+Controls split the off-sync cost further: AdamW carrying a params-sized buffer it never
+touches; AdamW whose update is `where(never, buffer - p, u)` (the read and the select of
+Lookahead's off-sync step without its slow-step arithmetic); the same with Lookahead's
+arithmetic under the select; and a select-free form of that arithmetic.
 
 Run:  python benchmarks/diagnose_lookahead_step.py                (150 rounds, ~1 minute)
       python benchmarks/diagnose_lookahead_step.py --model "digits CNN" --rounds 60
@@ -35,10 +36,13 @@ class _ControlState(NamedTuple):
     count: jax.Array
 
 
-def _control(inner, read: bool) -> optax.GradientTransformation:
+def _control(inner, mode: str) -> optax.GradientTransformation:
     """Controls that split Lookahead's off-sync cost: `inner` plus a params-sized buffer that is
-    carried through unchanged, and (`read`) read by a select that never picks it, as the
-    returned update of Lookahead is, but without its slow-step arithmetic."""
+    carried through unchanged (`"carry"`); read by a select that never picks it, as the returned
+    update of Lookahead is, but without its slow-step arithmetic (`"read"`); with Lookahead's
+    arithmetic under that select (`"arith"`, phi + a (theta + u - phi) - theta); or as the
+    select-free form u + c (phi - theta - u), c = 1 - a on a sync and 0 off it (`"cheap"`)."""
+    alpha = 0.5
 
     def init(params):
         return _ControlState(inner.init(params), jax.tree.map(jnp.copy, params), jnp.int32(0))
@@ -46,9 +50,14 @@ def _control(inner, read: bool) -> optax.GradientTransformation:
     def update(updates, state, params=None):
         u, inner_state = inner.update(updates, state.inner_state, params)
         count = state.count + 1
-        if read:
-            sync = count % NEVER == 0
-            u = jax.tree.map(lambda u, p, s: jnp.where(sync, s - p, u), u, params, state.slow)
+        sync = count % NEVER == 0
+        leaf = {
+            "carry": lambda u, p, s: u,
+            "read": lambda u, p, s: jnp.where(sync, s - p, u),
+            "arith": lambda u, p, s: jnp.where(sync, s + alpha * (p + u - s) - p, u),
+            "cheap": lambda u, p, s: u + jnp.where(sync, 1.0 - alpha, 0.0) * (s - p - u),
+        }[mode]
+        u = jax.tree.map(leaf, u, params, state.slow)
         return u, _ControlState(inner_state, state.slow, count)
 
     return optax.GradientTransformation(init, update)
@@ -72,9 +81,17 @@ if __name__ == "__main__":
         "lj.lookahead(adamw), never syncs": lj.lookahead(adamw, NEVER),
         f"lj.lookahead(adamw, tree), sync every {k}": lj.lookahead(adamw, k, slow_layout="tree"),
         "lj.lookahead(adamw, tree), never syncs": lj.lookahead(adamw, NEVER, slow_layout="tree"),
-        "control: adamw + a carried buffer": optax.with_extra_args_support(_control(adamw, False)),
+        "control: adamw + a carried buffer": optax.with_extra_args_support(
+            _control(adamw, "carry")
+        ),
         "control: adamw + buffer read, no arithmetic": optax.with_extra_args_support(
-            _control(adamw, True)
+            _control(adamw, "read")
+        ),
+        "control: + Lookahead's arithmetic": optax.with_extra_args_support(
+            _control(adamw, "arith")
+        ),
+        "control: select-free u + c(s - p - u)": optax.with_extra_args_support(
+            _control(adamw, "cheap")
         ),
     }
     runners = {
