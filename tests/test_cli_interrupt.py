@@ -37,25 +37,27 @@ RESUMES = 1  # of which resumed to the end (each resume is a whole run)
 
 
 def start(args: list[str], cwd: Path) -> subprocess.Popen:
-    # As the console script runs it (its entry point handles SIGINT before the heavy imports).
+    # As the console script runs it (its entry point handles SIGINT before the heavy imports),
+    # and as from a terminal, with SIGINT at its default action. A suite started in the
+    # background (nohup, `cmd &`, some CI runners) has SIGINT ignored, children inherit that,
+    # and Python then installs no KeyboardInterrupt handler, so every run would exit 0. A
+    # *handled* signal is reset to its default by exec, so SIGINT is handled here while the child
+    # starts (a preexec_fn would fork a multithreaded JAX process instead).
     code = "import sys; from lookahead_jax_cli import main; sys.argv[0] = 'lookahead-jax'; "
     code += "sys.exit(main())"
-    return subprocess.Popen(
-        [sys.executable, "-c", code, *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "JAX_PLATFORMS": "cpu"},
-        # As in a terminal: Ctrl-C at its default action. A suite started in the background
-        # (nohup, `cmd &`, some CI runners) hands its children SIGINT ignored, and Python then
-        # installs no KeyboardInterrupt handler, so every run here would finish with exit 0.
-        preexec_fn=_default_sigint,
-    )
-
-
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-c", code, *args],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "JAX_PLATFORMS": "cpu"},
+        )
+    finally:
+        if previous is not None:  # None: a handler not set from Python, left as it was
+            signal.signal(signal.SIGINT, previous)
 
 
 def wait_for(condition, timeout: float = 120.0, poll: float = 0.005) -> bool:
