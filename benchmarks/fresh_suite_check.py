@@ -46,7 +46,6 @@ import json
 import os
 import sys
 
-import flax.serialization
 import jax
 import numpy as np
 import optax
@@ -112,14 +111,12 @@ CELLS = [(f, 1) for f in ("friedman1", "diabetes", "hastie", "moons")] + [
 
 def seeds():
     """[(protocol, seed, params)] of the 15 seeds, and their (shared) schedule."""
-    base = json.load(open(os.path.join(T.RESULTS, "base_lr.json")))["base_lr"]
-    schedule = T.schedule_for(base)
-    template = schedule.init_params(jax.random.key(0))
     out = []
     for name, folder in PROTOCOLS.items():
-        for s in range(5):
-            with open(os.path.join(folder, f"seed{s}.msgpack"), "rb") as f:
-                out.append((name, s, flax.serialization.from_bytes(template, f.read())))
+        schedule, params = T.load_seeds(folder, alignment=False)
+        if len(params) != 5:
+            raise SystemExit(f"{folder}: {len(params)} seeds, expected 5")
+        out += [(name, s, p) for s, p in params.items()]
     return out, schedule
 
 

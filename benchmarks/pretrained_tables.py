@@ -57,7 +57,6 @@ import os
 import sys
 import time
 
-import jax
 import numpy as np
 import optax
 
@@ -82,16 +81,8 @@ MAX_EXTENSIONS = 8
 
 def seeds():
     """(seed, params) of each seed of the shipped protocol, and the shipped seed's number."""
-    base = json.load(open(os.path.join(RESULTS, "base_lr.json")))["base_lr"]
-    template = T.schedule_for(base).init_params(jax.random.key(0))
-    import flax.serialization
-
-    out = []
-    for s in range(5):
-        path = os.path.join(T.SHIPPED_SEEDS, f"seed{s}.msgpack")
-        if os.path.exists(path):
-            out.append((s, flax.serialization.from_bytes(template, open(path, "rb").read())))
-    return out, lj.pretrained_info()["seed"]
+    _, params = T.load_seeds(T.SHIPPED_SEEDS, alignment=False)
+    return list(params.items()), lj.pretrained_info()["seed"]
 
 
 def pretrained(horizon, params=None, scale=1.0):

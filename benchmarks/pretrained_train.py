@@ -141,6 +141,24 @@ def schedule_for(base_lr, alignment=False):
     )
 
 
+def load_seeds(folder, alignment=None):
+    """(schedule, {seed: params}) of the seeds trained into `folder` (its own base rate);
+    `alignment` None: as the seeds' own records say."""
+    base = json.load(open(os.path.join(folder, "base_lr.json")))["base_lr"]
+    if alignment is None:
+        info = json.load(open(os.path.join(folder, "seed0.json")))
+        alignment = info.get("alignment_features", False)
+    schedule = schedule_for(base, alignment)
+    template = schedule.init_params(jax.random.key(0))
+    out = {}
+    for s in range(5):
+        path = os.path.join(folder, f"seed{s}.msgpack")
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                out[s] = flax.serialization.from_bytes(template, f.read())
+    return schedule, out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2,3,4")

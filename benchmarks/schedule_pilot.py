@@ -40,8 +40,6 @@ import json
 import os
 import sys
 
-import flax.serialization
-import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -52,22 +50,6 @@ import protocol_tables as PT
 import lookahead_jax as lj
 from lookahead_jax import meta
 from lookahead_jax.meta import protocol as P
-
-
-def load_seeds(results, alignment=None):
-    """(schedule, {seed: params}); `alignment` None: as the seeds' own records say."""
-    base = json.load(open(os.path.join(results, "base_lr.json")))["base_lr"]
-    if alignment is None:
-        info = json.load(open(os.path.join(results, "seed0.json")))
-        alignment = info.get("alignment_features", False)
-    schedule = T.schedule_for(base, alignment)
-    template = schedule.init_params(jax.random.key(0))
-    out = {}
-    for s in range(5):
-        path = os.path.join(results, f"seed{s}.msgpack")
-        if os.path.exists(path):
-            out[s] = flax.serialization.from_bytes(template, open(path, "rb").read())
-    return schedule, out
 
 
 def _v1(losses, s):
@@ -90,8 +72,8 @@ def main():
     stored = json.load(open(os.path.join(T.RESULTS, "unseen_1x.json")))["result"]
     if args.cells == "all":
         stored |= json.load(open(os.path.join(T.RESULTS, "unseen_long.json")))["result"]
-    cand_schedule, cand = load_seeds(args.candidate)
-    ref_schedule, ref = load_seeds(T.RESULTS, alignment=False)
+    cand_schedule, cand = T.load_seeds(args.candidate)
+    ref_schedule, ref = T.load_seeds(T.RESULTS, alignment=False)
     if not cand:
         sys.exit(f"no candidate seeds in {args.candidate}: run pretrained_train.py --out there")
     keys = meta.task_keys(PT.HELDOUT_ROOT, args.heldout)

@@ -44,7 +44,6 @@ from scipy.stats import spearmanr
 sys.path.insert(0, os.path.dirname(__file__))
 import pretrained_tables as PTab
 import pretrained_train as T
-import schedule_pilot as SP
 
 import lookahead_jax as lj
 from lookahead_jax import meta
@@ -108,7 +107,7 @@ def main():
     rows, partial = [], os.path.join(HERE, "results", "selection_check.partial.jsonl")
     cached = [json.loads(line) for line in open(partial)] if os.path.exists(partial) else []
     for group, (results, _) in GROUPS.items():
-        schedule, params = SP.load_seeds(results)
+        schedule, params = T.load_seeds(results)
         cells_1x, cells_all = stored_cells(group, "1x"), stored_cells(group, "all")
         for s, p in params.items():
             row = {"group": group, "seed": s}
