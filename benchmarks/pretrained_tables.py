@@ -41,19 +41,25 @@ Run:  python benchmarks/pretrained_tables.py --table unseen --horizons 1 --tag _
           --families wine --horizons 1 --tag _pilot                (a pilot)
       python benchmarks/pretrained_tables.py --table ablations \
           --families "wine,breast_cancer,iris,regression (noisy sines)"
+      python benchmarks/pretrained_tables.py --table rates         (the shipped rates per family)
+      python benchmarks/pretrained_tables.py --table wider_rows
+          (v3's same-information rows: the mixture-tuned and calibrated baselines tuned on its
+          wider mixture, on the stored unseen cells' tasks)
       python benchmarks/pretrained_tables.py --report             (markdown: README)
       python benchmarks/pretrained_tables.py --table unseen --tag _1x --refresh
       python benchmarks/pretrained_tables.py --table unseen --tag _long --refresh
       python benchmarks/pretrained_tables.py --table sensitivity --refresh \
           --families "wine,breast_cancer,iris,regression (noisy sines)"
-          (after shipping new params, v2: the pretrained rows anew, the shipped protocol's seed
-          rows from its `schedule_pilot.py` run, the baselines as stored; the previous rows stay,
-          prefixed "v1 "; then --table ablations again and --report)
+          (after shipping new params (v2, then v3): the pretrained rows anew, the shipped
+          protocol's seed rows from its `schedule_pilot.py` run, the baselines as stored; the
+          previous version's rows stay, prefixed "v1 " or "v2 "; then --table ablations and
+          --table rates again, and --report)
 """
 
 import argparse
 import json
 import os
+import re
 import sys
 import time
 
@@ -102,15 +108,16 @@ def _cache(name, compute):
     return out
 
 
-def mixture_tuned(horizon):
-    """Warmup+cosine/linear tuned on the meta-training mixture at `horizon` (cached)."""
+def mixture_tuned(horizon, wider=False):
+    """Warmup+cosine/linear tuned on the meta-training mixture at `horizon` (cached); `wider`:
+    on v3's wider mixture (`T.WIDER` too), the information v3 had."""
 
     def compute():
         warm = (0.0, 0.1, 0.3) if horizon == H else (0.0, 0.1)
         out = {}
         for decay in ("cosine", "linear"):
             t = P.tune(
-                T.mixture(scaled=False),
+                T.mixture(scaled=False, wider=wider),
                 P.schedule_baseline(INNER, horizon, decay, PEAKS, warm, (0.0, 0.1)),
                 meta.task_keys(PT.TUNE_ROOT, 8),
                 horizon,
@@ -125,17 +132,17 @@ def mixture_tuned(horizon):
             print(f"  mixture-tuned warmup+{decay} at {horizon}: {t.best} {t.where}", flush=True)
         return out
 
-    return _cache(f"mixture_tuning_{horizon}", compute)
+    return _cache(f"mixture_tuning{'_wider' if wider else ''}_{horizon}", compute)
 
 
-def calibrated_on_mixture():
-    """Tuning-free optimizers' rate calibrated on the mixture at H (cached)."""
+def calibrated_on_mixture(wider=False):
+    """Tuning-free optimizers' rate calibrated on the mixture at H (cached); `wider`: on v3's."""
 
     def compute():
         out = {}
         for name, (make, default) in PT.TUNING_FREE.items():
             t = P.tune(
-                T.mixture(scaled=False),
+                T.mixture(scaled=False, wider=wider),
                 P.Tunable(
                     lambda hp, make=make: make(hp["lr"]),
                     {"lr": [default * 2.0**k for k in range(-3, 4)]},
@@ -149,7 +156,7 @@ def calibrated_on_mixture():
             print(f"  {name} calibrated on the mixture: {out[name]}", flush=True)
         return out
 
-    return _cache("mixture_calibration", compute)
+    return _cache(f"mixture_calibration{'_wider' if wider else ''}", compute)
 
 
 def fixed_rows(horizon):
@@ -163,6 +170,41 @@ def fixed_rows(horizon):
         rows[f"{name} (defaults)"] = P.fixed(make(default))
         rows[f"{name} (calibrated on mixture)"] = P.fixed(make(calib[name]["lr"]))
     return rows
+
+
+def wider_rows(horizon):
+    """The mixture-tuned and calibrated rows, tuned on v3's wider mixture (same information)."""
+    rows = {}
+    for decay, t in mixture_tuned(horizon, wider=True).items():
+        b = t["best"]
+        tunable = P.schedule_baseline(INNER, horizon, decay.split("+")[1], [b["peak"]])
+        rows[f"{decay} (tuned on the wider mixture)"] = P.fixed(tunable.make(b))
+    calib = calibrated_on_mixture(wider=True)
+    for name, (make, _) in PT.TUNING_FREE.items():
+        rows[f"{name} (calibrated on the wider mixture)"] = P.fixed(make(calib[name]["lr"]))
+    return rows
+
+
+def run_wider_rows(args):
+    """`wider_rows` on the stored unseen cells' held-out tasks, per-task test losses."""
+    out = _load(args) or {}
+    keys = meta.task_keys(PT.HELDOUT_ROOT, args.heldout)
+    cells = {}
+    for tag in ("_1x", "_long"):
+        cells |= json.load(open(os.path.join(RESULTS, f"unseen{tag}.json")))["result"]
+    for mult in (1, 5, 10):  # a horizon's tuning once, its cells after
+        for cell in cells:
+            fam_name, m = cell.split(" @ ")
+            if int(m[:-1]) != mult or cell in out:
+                continue
+            family, horizon = PT.FAMILIES[fam_name](), H * mult
+            out[cell] = {
+                name: P.final_metrics(family, row.make({}), keys, horizon).test_loss.tolist()
+                for name, row in wider_rows(horizon).items()
+            }
+            print(f"  {cell}: " + ", ".join(f"{k} {np.mean(v):.4g}" for k, v in out[cell].items()))
+            _save(args, out, partial=True)
+    return out
 
 
 def run_unseen(args):
@@ -216,24 +258,31 @@ def run_unseen(args):
     return out
 
 
+def _versioned(name):
+    """A row of an earlier shipped version ("v1 pretrained (horizon given)", ...)."""
+    return re.match(r"v\d+ ", name) is not None
+
+
 def refresh_unseen(args):
     """After shipping new params: the stored cells' pretrained rows computed anew, the rest kept.
 
     The baselines keep their stored per-task losses (re-running them on another CPU moves single
     chaotic tasks by up to ~20 %, the rounding, not the tasks); the seed rows of the shipped
     protocol are its pilot's rows on the same tasks (`schedule_pilot.py`), checked against the
-    shipped seed recomputed here; the previous candidate rows stay, prefixed "v1 ".
+    shipped seed recomputed here; the previous shipped rows stay, prefixed with its version
+    (`T.PREVIOUS_VERSION`), and older prefixed rows as they are.
     """
     out = _load(args)
     if out is None:
         raise SystemExit(f"nothing stored for --table {args.table} --tag {args.tag!r}")
     pilot = json.load(open(os.path.join(T.SHIPPED_SEEDS, "pilot_all.json")))["cells"]
+    prev = lambda k: f"{T.PREVIOUS_VERSION} {k}"
     shipped = lj.pretrained_info()["seed"]
     keys = meta.task_keys(PT.HELDOUT_ROOT, args.heldout)
     eps = np.finfo(np.float32).eps
     for cell, stored in out.items():
         losses = stored["per_task_test_loss"]
-        if any(k.startswith("v1 ") for k in losses):
+        if any(k.startswith(prev("")) for k in losses):
             continue  # refreshed before
         fam_name, mult = cell.split(" @ ")
         horizon = H * int(mult[:-1])
@@ -262,24 +311,25 @@ def refresh_unseen(args):
         fresh = experiment.summarise(
             P.ProtocolResult(metrics, {}, comparisons, None, horizon, seconds)
         )
-        old = [k for k in losses if k not in baselines]
-        v1 = lambda k: f"v1 {k}"
+        old = [k for k in losses if k not in baselines and not _versioned(k)]
         stored["per_task_test_loss"] = (
             {b: losses[b] for b in baselines}
-            | {v1(k): losses[k] for k in old}
+            | {k: v for k, v in losses.items() if _versioned(k)}
+            | {prev(k): losses[k] for k in old}
             | {k: m.test_loss.tolist() for k, m in metrics.items()}
             | {f"seed {s} (horizon given)": seeds_here[f"candidate seed {s}"] for s in range(5)}
         )
         stored["methods"] = {
-            (v1(k) if k in old else k): v for k, v in stored["methods"].items()
+            (prev(k) if k in old else k): v for k, v in stored["methods"].items()
         } | fresh["methods"]
         stored["comparisons"] = {
-            (v1(k) if k.split(" vs ")[0] in old else k): v for k, v in stored["comparisons"].items()
+            (prev(k) if k.split(" vs ")[0] in old else k): v
+            for k, v in stored["comparisons"].items()
         } | fresh["comparisons"]
         stored["shipped_seed"] = shipped
         stored["refreshed"] = {
             "seconds": sum(seconds.values()),
-            "seed_rows_from": "pretrained_heldout_selection/pilot_all.json",
+            "seed_rows_from": f"{os.path.basename(T.SHIPPED_SEEDS)}/pilot_all.json",
         }
         print(f"{cell}: refreshed ({sum(seconds.values()):.0f} s)", flush=True)
         _save(args, out, partial=True)
@@ -298,11 +348,13 @@ def run_sensitivity(args):
     for fam_name in args.families.split(","):
         family = PT.FAMILIES[fam_name]()
         rows[fam_name] = {}
-        if any(k.startswith("v1 ") for k in stored.get(fam_name, {})):
+        if any(k.startswith(f"{T.PREVIOUS_VERSION} ") for k in stored.get(fam_name, {})):
             raise SystemExit(f"sensitivity: {fam_name} was refreshed before; refresh it once")
-        for name, row in stored.get(fam_name, {}).items():  # --refresh: keep v1's rows
+        for name, row in stored.get(fam_name, {}).items():  # --refresh: keep the old rows
             if name.startswith("pretrained"):
-                rows[fam_name][f"v1 {name}"] = row
+                rows[fam_name][f"{T.PREVIOUS_VERSION} {name}"] = row
+            elif _versioned(name):
+                rows[fam_name][name] = row
         for name, (make, _) in makers.items():
             if name in stored.get(fam_name, {}) and not name.startswith("pretrained"):
                 rows[fam_name][name] = stored[fam_name][name]  # --refresh: kept as measured
@@ -346,6 +398,18 @@ def run_ablations(args):
             out[fam_name][name] = {"geomean_ratio": c.geomean_ratio, "geomean_ci": c.geomean_ci}
             lo, hi = c.geomean_ci
             print(f"  {fam_name:26s} {name:28s} {c.geomean_ratio:.3f} [{lo:.3f}, {hi:.3f}]")
+    return out
+
+
+def run_rates(args):
+    """The shipped schedule's mean rate (16 held-out tasks) at a few steps, on each family at H."""
+    keys = meta.task_keys(PT.HELDOUT_ROOT, 16)
+    steps = (0, 5, 10, 25, 50, 100, 150, H - 1)
+    out = {}
+    for fam_name in args.families.split(","):
+        lrs = meta.evaluate(PT.FAMILIES[fam_name](), pretrained(H), keys, H).lrs
+        out[fam_name] = {str(t): float(np.mean(lrs[:, t])) for t in steps}
+        print(f"  {fam_name:26s} " + "  ".join(f"{t}: {v:.3g}" for t, v in out[fam_name].items()))
     return out
 
 
@@ -491,7 +555,9 @@ def _save(args, out, partial=False, wall_s=None):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--table", choices=["unseen", "sensitivity", "ablations"])
+    parser.add_argument(
+        "--table", choices=["unseen", "sensitivity", "ablations", "rates", "wider_rows"]
+    )
     parser.add_argument("--report", action="store_true")
     parser.add_argument("--heldout", type=int, default=50)
     parser.add_argument("--tune-tasks", type=int, default=8)
@@ -502,7 +568,8 @@ def main():
         "--refresh",
         action="store_true",
         help="after shipping new params: recompute the pretrained rows of the stored cells "
-        "(unseen, sensitivity), keep the baselines' stored rows, and keep the old rows as 'v1 '",
+        "(unseen, sensitivity), keep the baselines' stored rows, and keep the old rows, prefixed "
+        "with the previous version",
     )
     args = parser.parse_args()
     if args.report:
@@ -510,7 +577,13 @@ def main():
     if args.table is None:
         parser.error("give --table or --report")
     t0 = time.perf_counter()
-    run = {"unseen": run_unseen, "sensitivity": run_sensitivity, "ablations": run_ablations}
+    run = {
+        "unseen": run_unseen,
+        "sensitivity": run_sensitivity,
+        "ablations": run_ablations,
+        "rates": run_rates,
+        "wider_rows": run_wider_rows,
+    }
     if args.refresh and args.table == "unseen":
         run["unseen"] = refresh_unseen
     out = run[args.table](args)
