@@ -441,10 +441,15 @@ def report():
         path = os.path.join(RESULTS, f"unseen{tag}.json")
         if os.path.exists(path):
             out |= json.load(open(path))["result"]
+    wider_path = os.path.join(RESULTS, "wider_rows.json")
+    wider = json.load(open(wider_path))["result"] if os.path.exists(wider_path) else {}
+    for cell, rows in wider.items():  # the same-information rows of v3 (`--table wider_rows`)
+        if cell in out:
+            out[cell]["per_task_test_loss"] |= rows
     if out:
         cells = list(out)
         first = out[cells[0]]
-        baselines = list(first["tuning"])
+        baselines = list(first["tuning"]) + list(wider.get(cells[0], {}))
         cands = [c for c in first["per_task_test_loss"] if c not in baselines]
         print(
             f"All {len(cells)} unseen cells pooled: geometric mean of per-task test-loss ratios "
@@ -472,7 +477,10 @@ def report():
         for cell in cells:
             row = []
             for b in short:
-                c = out[cell]["comparisons"][f"pretrained (horizon given) vs {b}"]
+                c = out[cell]["comparisons"].get(f"pretrained (horizon given) vs {b}")
+                if c is None:  # a wider row: no stored comparison, the pooled ratio of one cell
+                    g, (lo, hi) = pooled({cell: out[cell]}, "pretrained (horizon given)", b)
+                    c = {"geomean_ratio": g, "geomean_ci": (lo, hi)}
                 lo, hi = c["geomean_ci"]
                 txt = f"{c['geomean_ratio']:.3f} [{lo:.3f}, {hi:.3f}]"
                 if lo > 1.0:
@@ -484,7 +492,7 @@ def report():
         for b in short:
             print(f"- {b}: {', '.join(wins.get(b, [])) or 'none'}")
         print("\nMean test loss / test accuracy per cell (50 held-out tasks)\n")
-        keys = ["pretrained (horizon given)", "pretrained (horizon=None)", *baselines]
+        keys = ["pretrained (horizon given)", "pretrained (horizon=None)", *first["tuning"]]
         print("| cell | " + " | ".join(keys) + " |")
         print("| --- |" + " --- |" * len(keys))
         for cell in cells:
