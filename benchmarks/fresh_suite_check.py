@@ -39,16 +39,19 @@ Protocol, fixed before any number of it was computed:
   training mixture, and the four tuning-free optimizers at their defaults and calibrated on the
   mixture), and the shipped schedule and the pick against each row.
 
-- `--candidate DIR` (added on 2026-12-06, for the wider-mixture candidate of
-  `pretrained_train.py`, whose ship rule is fixed there): the five seeds of DIR on the same cells
+- `--candidate DIR` (added on 2026-12-06, for the wider-mixture candidates of
+  `pretrained_train.py`, whose ship rules are fixed there): the five seeds of DIR on the same cells
   and tasks (the shipped seed v2 is recomputed in the first cell and must reproduce its stored
-  losses), each seed and the seed DIR's rule picks against v2 (paired) and every stored row;
+  losses), each seed and the seed DIR's rule picks against v2, v3 (its pick's rows from
+  `results/pretrained_wider/fresh_suite.json`) and the shipped schedule (paired), and every
+  stored row;
   for a candidate trained on the wider mixture also the mixture-tuned and calibrated rows tuned
   on that mixture (`pretrained_tables.wider_rows`, the same information). Written to
   DIR/fresh_suite.json; the figures above are not changed.
 
 Run:  python benchmarks/fresh_suite_check.py          (~30 min on 2 cores)
       python benchmarks/fresh_suite_check.py --candidate benchmarks/results/pretrained_wider
+      python benchmarks/fresh_suite_check.py --candidate benchmarks/results/pretrained_wider_5x
 """
 
 import argparse
@@ -147,14 +150,27 @@ def candidate(folder):
     stored = json.load(open(OUT))["cells"]
     fams = families()
     schedule, params = T.load_seeds(folder)
-    if len(params) != 5:
-        raise SystemExit(f"{folder}: {len(params)} seeds, expected 5")
+    if not params:
+        raise SystemExit(f"{folder}: no seeds; run pretrained_train.py --out there")
     wider = set(T.WIDER) <= set(json.load(open(os.path.join(folder, "seed0.json")))["families"])
     v2_folder = PROTOCOLS["held-out selection"]
     v2_schedule, v2 = T.load_seeds(v2_folder)
     v2_seed = T.rule_pick(v2_folder)["seed"]
     shipped = f"held-out selection seed {v2_seed}"
     pick = f"candidate seed {T.rule_pick(folder)['seed']}"
+    trained_in = lj.pretrained_info()["trained_in"]
+    shipped_ref = (
+        shipped if trained_in == os.path.basename(v2_folder) else f"shipped ({trained_in})"
+    )
+    earlier = {}  # the picks of candidates scored here before (v3), from their own runs
+    for version, other in (("v3", T.WIDER_SEEDS),):
+        path = os.path.join(other, "fresh_suite.json")
+        if os.path.abspath(other) != os.path.abspath(folder) and os.path.exists(path):
+            seed = T.rule_pick(other)["seed"]
+            earlier[f"{version} ({os.path.basename(other)} seed {seed})"] = {
+                c: v["per_task_test_loss"][f"candidate seed {seed}"]
+                for c, v in json.load(open(path))["cells"].items()
+            }
     keys = meta.task_keys(HELDOUT_ROOT, NUM_TASKS)
     cells = {}
     for fam, mult in CELLS:
@@ -166,6 +182,12 @@ def candidate(folder):
             drift = float(np.max(np.abs(m - old) / np.abs(old)))
             if drift > 1e-3:
                 raise SystemExit(f"{name}: v2 does not reproduce its stored losses ({drift:.2g})")
+        if shipped_ref not in per_task:  # the shipped schedule, where it is not v2
+            sched, p = lj.pretrained_schedule(horizon)
+            row = seed_test_losses(fams[fam], sched, [p], horizon, keys)[0]
+            per_task[shipped_ref] = row.tolist()
+        for ref, rows_ref in earlier.items():  # earlier candidates' picks, as they scored
+            per_task[ref] = rows_ref[name]
         losses = seed_test_losses(fams[fam], schedule, list(params.values()), horizon, keys)
         per_task |= {
             f"candidate seed {s}": row for s, row in zip(params, losses.tolist(), strict=True)
@@ -180,13 +202,14 @@ def candidate(folder):
             + ", ".join(f"{np.mean(per_task[f'candidate seed {s}']):.4f}" for s in params),
             flush=True,
         )
-    rows = [r for r in cells[name]["per_task_test_loss"] if "seed" not in r]
+    rows = [r for r in cells[name]["per_task_test_loss"] if "seed" not in r and r != shipped_ref]
     table = {}
     print(f"\n{folder}: geometric mean over the {len(cells)} fresh cells of per-task test-loss")
     print(f"ratios [bootstrap 95 %]; the rule's pick is {pick}; v2 is {shipped}\n")
     print("| baseline | " + " | ".join(f"candidate seed {s}" for s in params) + " |")
     print("| --- |" + " --- |" * len(params))
-    for r in [shipped, *rows]:
+    refs = [shipped, *earlier] + ([] if shipped_ref == shipped else [shipped_ref])
+    for r in [*refs, *rows]:
         table[r] = {s: PTab.pooled(cells, f"candidate seed {s}", r) for s in params}
         label = f"v2 ({shipped})" if r == shipped else r
         print(

@@ -43,16 +43,16 @@ Run:  python benchmarks/pretrained_tables.py --table unseen --horizons 1 --tag _
           --families "wine,breast_cancer,iris,regression (noisy sines)"
       python benchmarks/pretrained_tables.py --table rates         (the shipped rates per family)
       python benchmarks/pretrained_tables.py --table wider_rows
-          (v3's same-information rows: the mixture-tuned and calibrated baselines tuned on its
-          wider mixture, on the stored unseen cells' tasks)
+          (the same-information rows of v3 and v4: the mixture-tuned and calibrated baselines
+          tuned on their wider mixture, on the stored unseen cells' tasks)
       python benchmarks/pretrained_tables.py --report             (markdown: README)
       python benchmarks/pretrained_tables.py --table unseen --tag _1x --refresh
       python benchmarks/pretrained_tables.py --table unseen --tag _long --refresh
       python benchmarks/pretrained_tables.py --table sensitivity --refresh \
           --families "wine,breast_cancer,iris,regression (noisy sines)"
-          (after shipping new params (v2, then v3): the pretrained rows anew, the shipped
+          (after shipping new params (v2, v3, v4): the pretrained rows anew, the shipped
           protocol's seed rows from its `schedule_pilot.py` run, the baselines as stored; the
-          previous version's rows stay, prefixed "v1 " or "v2 "; then --table ablations and
+          previous version's rows stay, prefixed "v1 ", "v2 " or "v3 "; then --table ablations and
           --table rates again, and --report)
 """
 
@@ -110,7 +110,7 @@ def _cache(name, compute):
 
 def mixture_tuned(horizon, wider=False):
     """Warmup+cosine/linear tuned on the meta-training mixture at `horizon` (cached); `wider`:
-    on v3's wider mixture (`T.WIDER` too), the information v3 had."""
+    on the wider mixture (`T.WIDER` too), the information v3 and v4 had."""
 
     def compute():
         warm = (0.0, 0.1, 0.3) if horizon == H else (0.0, 0.1)
@@ -136,7 +136,8 @@ def mixture_tuned(horizon, wider=False):
 
 
 def calibrated_on_mixture(wider=False):
-    """Tuning-free optimizers' rate calibrated on the mixture at H (cached); `wider`: on v3's."""
+    """Tuning-free optimizers' rate calibrated on the mixture at H (cached); `wider`: on the
+    wider mixture of v3 and v4."""
 
     def compute():
         out = {}
@@ -173,7 +174,8 @@ def fixed_rows(horizon):
 
 
 def wider_rows(horizon):
-    """The mixture-tuned and calibrated rows, tuned on v3's wider mixture (same information)."""
+    """The mixture-tuned and calibrated rows, tuned on the wider mixture of v3 and v4 (the same
+    information they had)."""
     rows = {}
     for decay, t in mixture_tuned(horizon, wider=True).items():
         b = t["best"]
@@ -282,8 +284,15 @@ def refresh_unseen(args):
     eps = np.finfo(np.float32).eps
     for cell, stored in out.items():
         losses = stored["per_task_test_loss"]
+        seeds_here = pilot[cell]["per_task_test_loss"]
+        seed_rows = {
+            f"seed {k.split()[-1]} (horizon given)": v
+            for k, v in seeds_here.items()
+            if k.startswith("candidate seed ")
+        }
         if any(k.startswith(prev("")) for k in losses):
-            continue  # refreshed before
+            losses |= seed_rows  # refreshed before: only seeds the pilot has added since
+            continue
         fam_name, mult = cell.split(" @ ")
         horizon = H * int(mult[:-1])
         family = PT.FAMILIES[fam_name]()
@@ -295,7 +304,6 @@ def refresh_unseen(args):
             t0 = time.perf_counter()
             metrics[name] = P.final_metrics(family, pretrained(h), keys, horizon)
             seconds[name] = time.perf_counter() - t0
-        seeds_here = pilot[cell]["per_task_test_loss"]
         given = metrics["pretrained (horizon given)"].test_loss
         ref = np.asarray(seeds_here[f"candidate seed {shipped}"])
         drift = float(np.max(np.abs(given - ref) / np.abs(ref)))
@@ -317,7 +325,7 @@ def refresh_unseen(args):
             | {k: v for k, v in losses.items() if _versioned(k)}
             | {prev(k): losses[k] for k in old}
             | {k: m.test_loss.tolist() for k, m in metrics.items()}
-            | {f"seed {s} (horizon given)": seeds_here[f"candidate seed {s}"] for s in range(5)}
+            | seed_rows
         )
         stored["methods"] = {
             (prev(k) if k in old else k): v for k, v in stored["methods"].items()
@@ -443,7 +451,10 @@ def report():
             out |= json.load(open(path))["result"]
     wider_path = os.path.join(RESULTS, "wider_rows.json")
     wider = json.load(open(wider_path))["result"] if os.path.exists(wider_path) else {}
-    for cell, rows in wider.items():  # the same-information rows of v3 (`--table wider_rows`)
+    for (
+        cell,
+        rows,
+    ) in wider.items():  # the same-information rows of v3 and v4 (`--table wider_rows`)
         if cell in out:
             out[cell]["per_task_test_loss"] |= rows
     if out:

@@ -12,7 +12,11 @@ Protocol, fixed before any number of it was seen:
   from meta-training and from the unseen suite (`--validation-families`,
   `results/pretrained_heldout_selection`, run after `benchmarks/selection_check.py` had found
   that their loss ranks the stored seeds by transfer, so its figures are not a clean held-out
-  estimate: the check itself looked at these cells).
+  estimate: the check itself looked at these cells); the wider mixture (`--wider`,
+  `results/pretrained_wider`, shipped as v3) and the same at 5H (`--wider --horizon-mult 5`,
+  `results/pretrained_wider_5x`, shipped as v4), whose ship rules are fixed in
+  `pretrained_train.py`. Each candidate is also compared, paired, with the schedule shipped
+  when the cells were last refreshed ("pretrained (horizon given)").
 - Cells: the seven unseen 1x cells of `benchmarks/pretrained_tables.py` (horizon H = 200, given),
   on the same 50 held-out tasks; with `--cells all` also its six 5x and 10x cells (added after
   the first two pilots had been seen at 1x; the horizon is given to the schedules there too, as
@@ -33,6 +37,10 @@ Run:  python benchmarks/pretrained_train.py --alignment --seeds 0,1,2 \\
           --cells all
       python benchmarks/schedule_pilot.py \\
           --candidate benchmarks/results/pretrained_heldout_selection --cells all
+      python benchmarks/schedule_pilot.py --candidate benchmarks/results/pretrained_wider \\
+          --cells all
+      python benchmarks/schedule_pilot.py --candidate benchmarks/results/pretrained_wider_5x \\
+          --cells all
 """
 
 import argparse
@@ -50,6 +58,8 @@ import protocol_tables as PT
 import lookahead_jax as lj
 from lookahead_jax import meta
 from lookahead_jax.meta import protocol as P
+
+SHIPPED = "pretrained (horizon given)"
 
 
 def _v1(losses, s):
@@ -120,14 +130,19 @@ def main():
     print("| --- |" + " --- |" * len(cand))
     rows = {}
     same = "the first protocol's (v1) same seed"
-    for b in [same, *baselines]:
+    # The shipped schedules, current ("pretrained ...") and earlier ("v1 pretrained ...", ...).
+    shipped = [k for k in cells[next(iter(cells))]["per_task_test_loss"] if k.endswith(SHIPPED)]
+    for b in [same, *shipped, *baselines]:
         row = []
         for s in cand:
             base = _v1(cells[next(iter(cells))]["per_task_test_loss"], s) if b == same else b
             g, (lo, hi) = PTab.pooled(cells, f"candidate seed {s}", base)
             row.append(f"{g:.3f} [{lo:.3f}, {hi:.3f}]")
             rows.setdefault(b, {})[s] = [g, lo, hi]
-        print(f"| {b} | " + " | ".join(row) + " |")
+        label = (
+            f"the shipped schedule ({lj.pretrained_info()['trained_in']})" if b == SHIPPED else b
+        )
+        print(f"| {label} | " + " | ".join(row) + " |")
     json.dump(
         {"pooled": rows, "cells": cells},
         open(os.path.join(args.candidate, f"pilot_{args.cells}.json"), "w"),
