@@ -290,6 +290,42 @@ def test_validation_families_select_on_families_left_out_of_meta_training():
     assert abs(validation_loss(train, start) - result.validation[0, 1]) > 1e-2
 
 
+def test_validation_with_truncated_unrolls_scores_the_whole_horizon():
+    # The shipped schedule (v4) meta-trains 1000-step tasks in 200-step truncations and selects
+    # on whole 1000-step runs: the validation meta-loss must be the untruncated one.
+    schedule = LSTMSchedule(base_lr=0.3)
+    held_out = meta.quadratic_family(dim=6, max_condition=50.0, scale_range=(0.3, 3.0))
+    keys = jax.random.split(jax.random.key(51), 4)
+    result = meta.meta_train(
+        QUAD,
+        schedule,
+        SGD,
+        key=jax.random.key(1),
+        num_meta_steps=12,
+        horizon=12,
+        unroll_length=3,
+        num_tasks=4,
+        meta_optimizer=optax.adam(3e-2),
+        objective="final_log_loss",
+        validation_keys=keys,
+        validate_every=4,
+        validation_families=[held_out],
+    )
+
+    def validation_loss(mp, steps):
+        states = meta.fresh_states(held_out, schedule, SGD, mp, keys)
+        losses = jax.vmap(
+            lambda s: meta.truncation_loss(
+                mp, s, held_out, schedule, SGD, steps, objective="final_log_loss"
+            )[0]
+        )
+        return float(np.mean(losses(states)))
+
+    best = result.validation[:, 1].min()
+    np.testing.assert_allclose(validation_loss(result.meta_params, 12), best, rtol=1e-4)
+    assert abs(validation_loss(result.meta_params, 3) - best) > 1e-2  # not one truncation
+
+
 def test_validation_families_need_validation_keys_and_no_learned_init():
     common = dict(key=jax.random.key(0), num_meta_steps=1, horizon=4, num_tasks=2)
     with pytest.raises(ValueError, match=r"validation_families needs validation_keys"):
