@@ -257,6 +257,15 @@ def test_meta_train_improves_the_schedule_and_returns_history():
     )
 
 
+def _mean_truncation_loss(family, schedule, mp, keys, steps, objective="mean_log_loss"):
+    """The mean meta-loss of fresh tasks (`keys`) of `family` over one `steps`-step truncation."""
+    states = meta.fresh_states(family, schedule, SGD, mp, keys)
+    losses = jax.vmap(
+        lambda s: meta.truncation_loss(mp, s, family, schedule, SGD, steps, objective=objective)[0]
+    )
+    return float(np.mean(losses(states)))
+
+
 def test_validation_families_select_on_families_left_out_of_meta_training():
     schedule = LSTMSchedule(base_lr=0.3)
     train = meta.quadratic_family(dim=4, max_condition=10.0, scale_range=(1.0, 1.0))
@@ -275,9 +284,7 @@ def test_validation_families_select_on_families_left_out_of_meta_training():
     )
 
     def validation_loss(family, mp):
-        states = meta.fresh_states(family, schedule, SGD, mp, keys)
-        losses = jax.vmap(lambda s: meta.truncation_loss(mp, s, family, schedule, SGD, 10)[0])
-        return float(np.mean(losses(states)))
+        return _mean_truncation_loss(family, schedule, mp, keys, 10)
 
     # Every validation is on the held-out family: the returned (best) meta-params score there
     # exactly the lowest validation value, and the start scores what it scores on that family,
@@ -313,13 +320,7 @@ def test_validation_with_truncated_unrolls_scores_the_whole_horizon():
     )
 
     def validation_loss(mp, steps):
-        states = meta.fresh_states(held_out, schedule, SGD, mp, keys)
-        losses = jax.vmap(
-            lambda s: meta.truncation_loss(
-                mp, s, held_out, schedule, SGD, steps, objective="final_log_loss"
-            )[0]
-        )
-        return float(np.mean(losses(states)))
+        return _mean_truncation_loss(held_out, schedule, mp, keys, steps, "final_log_loss")
 
     best = result.validation[:, 1].min()
     np.testing.assert_allclose(validation_loss(result.meta_params, 12), best, rtol=1e-4)
