@@ -178,10 +178,9 @@ def candidate(folder):
         per_task = dict(stored[name]["per_task_test_loss"])
         if not cells:  # the same tasks: the shipped seed reproduces its stored losses
             m = seed_test_losses(fams[fam], v2_schedule, [v2[v2_seed]], horizon, keys)[0]
-            old = np.asarray(per_task[shipped])
-            drift = float(np.max(np.abs(m - old) / np.abs(old)))
-            if drift > 1e-3:
-                raise SystemExit(f"{name}: v2 does not reproduce its stored losses ({drift:.2g})")
+            PTab.require_same_tasks(
+                m, per_task[shipped], f"{name}: v2 does not reproduce its stored losses"
+            )
         if shipped_ref not in per_task:  # the shipped schedule, where it is not v2
             sched, p = lj.pretrained_schedule(horizon)
             row = seed_test_losses(fams[fam], sched, [p], horizon, keys)[0]

@@ -260,6 +260,15 @@ def run_unseen(args):
     return out
 
 
+def require_same_tasks(new, stored, what):
+    """Exits unless per-task losses recomputed now match the stored ones to 1e-3 (relative):
+    the same tasks, the rounding aside; `what` names the row and the cell in the message."""
+    stored = np.asarray(stored)
+    drift = float(np.max(np.abs(np.asarray(new) - stored) / np.abs(stored)))
+    if drift > 1e-3:
+        raise SystemExit(f"{what} ({drift:.2g})")
+
+
 def _versioned(name):
     """A row of an earlier shipped version ("v1 pretrained (horizon given)", ...)."""
     return re.match(r"v\d+ ", name) is not None
@@ -305,10 +314,8 @@ def refresh_unseen(args):
             metrics[name] = P.final_metrics(family, pretrained(h), keys, horizon)
             seconds[name] = time.perf_counter() - t0
         given = metrics["pretrained (horizon given)"].test_loss
-        ref = np.asarray(seeds_here[f"candidate seed {shipped}"])
-        drift = float(np.max(np.abs(given - ref) / np.abs(ref)))
-        if drift > 1e-3:
-            raise SystemExit(f"{cell}: the pilot's seed {shipped} is not the shipped ({drift:.2g})")
+        ref = seeds_here[f"candidate seed {shipped}"]
+        require_same_tasks(given, ref, f"{cell}: the pilot's seed {shipped} is not the shipped")
         baselines = list(stored["tuning"])
         floor = eps * np.asarray(stored["initial_loss"])
         comparisons = {

@@ -100,10 +100,11 @@ def main():
                     keys,
                     horizon,
                 )
-                old = np.asarray(losses[_v1(losses, s)])
-                drift = float(np.max(np.abs(m.test_loss - old) / np.abs(old)))
-                if drift > 1e-3:
-                    sys.exit(f"{cell}: seed {s} does not reproduce its stored losses ({drift:.2g})")
+                PTab.require_same_tasks(
+                    m.test_loss,
+                    losses[_v1(losses, s)],
+                    f"{cell}: seed {s} does not reproduce its stored losses",
+                )
             m = P.final_metrics(
                 family,
                 lj.learned_schedule(T.INNER, cand_schedule.clone(horizon=horizon), cand[s]),
