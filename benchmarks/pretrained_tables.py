@@ -160,31 +160,39 @@ def calibrated_on_mixture(wider=False):
     return _cache(f"mixture_calibration{'_wider' if wider else ''}", compute)
 
 
-def fixed_rows(horizon):
-    rows = {"adam 1e-3": P.fixed(optax.adam(1e-3))}
-    for decay, t in mixture_tuned(horizon).items():
+def _mixture_rows(horizon, wider):
+    """The warmup+decay rows tuned on a mixture, and each tuning-free optimizer's row calibrated
+    there ({name: row}), named as the tables name them."""
+    tuned, calibrated = (
+        ("tuned on the wider mixture", "calibrated on the wider mixture")
+        if wider
+        else ("mixture-tuned", "calibrated on mixture")
+    )
+    rows = {}
+    for decay, t in mixture_tuned(horizon, wider=wider).items():
         b = t["best"]
         tunable = P.schedule_baseline(INNER, horizon, decay.split("+")[1], [b["peak"]])
-        rows[f"{decay} (mixture-tuned)"] = P.fixed(tunable.make(b))
-    calib = calibrated_on_mixture()
+        rows[f"{decay} ({tuned})"] = P.fixed(tunable.make(b))
+    calib = calibrated_on_mixture(wider=wider)
+    for name, (make, _) in PT.TUNING_FREE.items():
+        rows[f"{name} ({calibrated})"] = P.fixed(make(calib[name]["lr"]))
+    return rows
+
+
+def fixed_rows(horizon):
+    mixture = _mixture_rows(horizon, wider=False)
+    rows = {"adam 1e-3": P.fixed(optax.adam(1e-3))}
+    rows |= {k: v for k, v in mixture.items() if k.startswith("warmup+")}
     for name, (make, default) in PT.TUNING_FREE.items():
         rows[f"{name} (defaults)"] = P.fixed(make(default))
-        rows[f"{name} (calibrated on mixture)"] = P.fixed(make(calib[name]["lr"]))
+        rows[f"{name} (calibrated on mixture)"] = mixture[f"{name} (calibrated on mixture)"]
     return rows
 
 
 def wider_rows(horizon):
     """The mixture-tuned and calibrated rows, tuned on the wider mixture of v3 and v4 (the same
     information they had)."""
-    rows = {}
-    for decay, t in mixture_tuned(horizon, wider=True).items():
-        b = t["best"]
-        tunable = P.schedule_baseline(INNER, horizon, decay.split("+")[1], [b["peak"]])
-        rows[f"{decay} (tuned on the wider mixture)"] = P.fixed(tunable.make(b))
-    calib = calibrated_on_mixture(wider=True)
-    for name, (make, _) in PT.TUNING_FREE.items():
-        rows[f"{name} (calibrated on the wider mixture)"] = P.fixed(make(calib[name]["lr"]))
-    return rows
+    return _mixture_rows(horizon, wider=True)
 
 
 def run_wider_rows(args):
