@@ -466,10 +466,8 @@ def report():
             out |= json.load(open(path))["result"]
     wider_path = os.path.join(RESULTS, "wider_rows.json")
     wider = json.load(open(wider_path))["result"] if os.path.exists(wider_path) else {}
-    for (
-        cell,
-        rows,
-    ) in wider.items():  # the same-information rows of v3 and v4 (`--table wider_rows`)
+    # The same-information rows of v3 and v4 (`--table wider_rows`).
+    for cell, rows in wider.items():
         if cell in out:
             out[cell]["per_task_test_loss"] |= rows
     if out:
