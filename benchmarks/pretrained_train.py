@@ -333,26 +333,26 @@ def main():
         )
 
 
-def rule_pick(out, seeds=None):
-    """The info of the seed in `out` (among `seeds`, default all) of lowest best validation
-    meta-loss (the rule fixed above). A folder's `ship_seeds.json`, if any, fixes `seeds`."""
+def _rule_seeds(out, seeds=None):
+    """The records of the seeds in `out` the rule picks among: `seeds`, else those its
+    `ship_seeds.json` names (fixed before more seeds were trained there), else all."""
     path = os.path.join(out, "ship_seeds.json")
     if seeds is None and os.path.exists(path):
         seeds = json.load(open(path))["seeds"]
     names = sorted(f for f in os.listdir(out) if f.startswith("seed") and f.endswith(".json"))
     infos = [json.load(open(os.path.join(out, f))) for f in names]
-    infos = [i for i in infos if "seed" in i and (seeds is None or i["seed"] in seeds)]
-    return min(infos, key=lambda i: i["best_validation"])
+    return [i for i in infos if "seed" in i and (seeds is None or i["seed"] in seeds)]
+
+
+def rule_pick(out, seeds=None):
+    """The info of the seed in `out` (among `_rule_seeds`) of lowest best validation meta-loss
+    (the rule fixed above)."""
+    return min(_rule_seeds(out, seeds), key=lambda i: i["best_validation"])
 
 
 def ship(out):
     """Copies the seed the rule picks in `out` into the package, as `SHIPPED_NAME`."""
     best = rule_pick(out)
-    among = sorted(
-        json.load(open(os.path.join(out, f)))["seed"]
-        for f in os.listdir(out)
-        if f.startswith("seed") and f.endswith(".json")
-    )
     os.makedirs(PACKAGE, exist_ok=True)
     shutil.copy(
         os.path.join(out, f"seed{best['seed']}.msgpack"),
@@ -377,11 +377,7 @@ def ship(out):
     )
     meta_info = {k: best[k] for k in keep if k in best}
     meta_info |= {"inner": "optax.adam(1.0, eps_root=1e-8)", "trained_in": os.path.basename(out)}
-    meta_info["selected_among_seeds"] = (
-        json.load(open(os.path.join(out, "ship_seeds.json")))["seeds"]
-        if os.path.exists(os.path.join(out, "ship_seeds.json"))
-        else among
-    )
+    meta_info["selected_among_seeds"] = sorted(i["seed"] for i in _rule_seeds(out))
     json.dump(meta_info, open(os.path.join(PACKAGE, f"{SHIPPED_NAME}.json"), "w"), indent=1)
     print(f"shipped seed {best['seed']} of {out} (best validation {best['best_validation']:.4f})")
 
