@@ -83,25 +83,20 @@ PROTOCOLS = {
 }
 
 
-def _standardise(a):
-    a = np.asarray(a, np.float64)
-    return ((a - a.mean(0)) / a.std(0)).astype(np.float32)
-
-
 def families():
     from sklearn import datasets
 
     x, y = datasets.make_friedman1(n_samples=1000, n_features=10, noise=1.0, random_state=0)
     friedman = meta.data_regression_family(
-        _standardise(x), _standardise(y), num_train=200, batch_size=32
+        T.standardise(x), T.standardise(y), num_train=200, batch_size=32
     )
     x, y = datasets.load_diabetes(return_X_y=True)
     diabetes = meta.data_regression_family(
-        _standardise(x), _standardise(y), num_train=250, batch_size=32
+        T.standardise(x), T.standardise(y), num_train=250, batch_size=32
     )
     x, y = datasets.make_hastie_10_2(n_samples=1200, random_state=0)
     hastie = meta.classification_family(
-        _standardise(x),
+        T.standardise(x),
         (y > 0).astype(np.int32),
         2,
         hidden=(64, 64),
@@ -111,7 +106,7 @@ def families():
     )
     x, y = datasets.make_moons(n_samples=600, noise=0.3, random_state=0)
     moons = meta.classification_family(
-        _standardise(x), y.astype(np.int32), 2, num_train=100, batch_size=16
+        T.standardise(x), y.astype(np.int32), 2, num_train=100, batch_size=16
     )
     return {"friedman1": friedman, "diabetes": diabetes, "hastie": hastie, "moons": moons}
 

@@ -121,6 +121,12 @@ def digits():
     return meta.classification_family(x / np.float32(16.0), y, 10, num_train=512, batch_size=128)
 
 
+def standardise(a):
+    """Each column to mean 0 and standard deviation 1 (computed in float64), as float32."""
+    a = np.asarray(a, np.float64)
+    return ((a - a.mean(0)) / a.std(0)).astype(np.float32)
+
+
 def generated_table(
     seed, rows, features, classes, spread, num_train, batch, hidden=(32,), activation=jnp.tanh
 ):
@@ -130,9 +136,8 @@ def generated_table(
     y = rng.integers(0, classes, rows)
     z = centers[y] + rng.normal(size=(rows, features))
     x = np.tanh(z @ rng.normal(size=(features, features)) / 4.0) * 2.0
-    x = (x - x.mean(0)) / x.std(0)
     return meta.classification_family(
-        x.astype(np.float32),
+        standardise(x),
         y.astype(np.int32),
         classes,
         hidden=hidden,
@@ -158,9 +163,8 @@ def noisy_teacher(seed=23, rows=300, features=8, units=4, num_train=80, batch=16
     x = rng.normal(size=(rows, features))
     f = np.tanh(x @ rng.normal(size=(features, units)) / np.sqrt(features)) @ rng.normal(size=units)
     y = f + rng.normal(size=rows) * f.std()
-    x, y = ((a - a.mean(0)) / a.std(0) for a in (x, y))
     return meta.data_regression_family(
-        x.astype(np.float32), y.astype(np.float32), num_train=num_train, batch_size=batch
+        standardise(x), standardise(y), num_train=num_train, batch_size=batch
     )
 
 
