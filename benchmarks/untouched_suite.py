@@ -1,0 +1,249 @@
+"""A third suite, untouched by every decision so far: the shipped schedule's clean check (13, 17).
+
+Both earlier suites (the 13 unseen cells of `pretrained_tables.py` and the fresh suite of
+`fresh_suite_check.py`) have decided ship rules more than once, so neither is a clean held-out
+estimate of the shipped `lj.pretrained_schedule()` (v4) any more. This suite decides nothing: it
+is computed once, after v4 was shipped, and reported as it comes out.
+
+Protocol, fixed (and committed) before any number of it was computed:
+
+- Families, none used before in meta-training, validation, selection or any table (scikit-learn
+  generators with a fixed `random_state=0`; features and targets standardised with
+  `pretrained_train.standardise`; the held-out split of a task is every row it does not train on):
+  - "friedman2": `make_friedman2(n_samples=1000, noise=190)` (noise about half the target's
+    standard deviation), `meta.data_regression_family`, 64 tanh units, 200 training rows,
+    batch 32;
+  - "friedman3": `make_friedman3(n_samples=1000, noise=0.17)`, 2x32 relu units, 200 rows,
+    batch 32;
+  - "circles": `make_circles(n_samples=600, noise=0.15, factor=0.5)`, 2 classes, 2x32 relu
+    units, 100 rows, batch 16;
+  - "quantiles": `make_gaussian_quantiles(n_samples=900, n_features=4, n_classes=3)`, 64 tanh
+    units, 300 rows, batch 32;
+  - "noisy 4-class": `make_classification(n_samples=1200, n_features=20, n_informative=6,
+    n_redundant=4, n_classes=4, flip_y=0.1, class_sep=0.8)`, 2x64 relu units, 300 rows, batch 64.
+- Cells: each family at H = 200 steps; "friedman3" and "circles" also at 5x H. The horizon is
+  given to the schedules (and a `horizon=None` row). 50 held-out tasks per cell (PRNG root 11),
+  8 tuning tasks (root 12).
+- Rows, each scored on the same tasks:
+  - v4, the shipped schedule, at its default base rate, horizon given and `horizon=None`, and at
+    0.3x and 3x its base rate (horizon given): the sensitivity;
+  - v3, v2 and v1 (the seeds their rules picked, each at its own base rate, horizon given);
+  - warmup+cosine and warmup+linear on Adam tuned on the cell itself (the oracle reference;
+    the grids of `pretrained_tables.py`, extended past any edge optimum);
+  - the fixed rows of `pretrained_tables.py` at the cell's horizon: Adam 1e-3; warmup+cosine and
+    warmup+linear tuned on v1's three-family mixture; the four tuning-free optimizers at their
+    defaults and calibrated on the three families; and the same mixture-tuned and calibrated
+    rows tuned on v4's five families (`wider_rows`, the same information v4 had). Their settings
+    are the stored ones; nothing is tuned on this suite but the oracle.
+- Figures: the geometric mean over the 7 cells of per-task test-loss ratios v4 / each row, with
+  a bootstrap 95 % interval (tasks resampled within cells, `pretrained_tables.pooled`); the
+  per-cell ratios, naming every cell a row wins (its interval above 1); mean test loss and
+  accuracy per cell; v4's sensitivity per cell (mean test loss at 0.3x and 3x over that at 1x).
+- The goals read off these figures, as issues 13 and 17 state them: v4 below each tuning-free
+  row and Adam 1e-3 (interval below 1); at most the mixture-tuned schedules (interval below 1:
+  better; containing 1: level); within 5 % (13) and 2 % (17) of the target-tuned ones (interval
+  below 1.05 and 1.02); sensitivity under 10 %.
+
+Run:  python benchmarks/untouched_suite.py           (~30 min on 2 cores; cells already in the
+                                                      results file are kept)
+      python benchmarks/untouched_suite.py --report  (the tables from the results file)
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import jax
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+import pretrained_tables as PTab
+import pretrained_train as T
+
+import lookahead_jax as lj
+from lookahead_jax import meta
+from lookahead_jax.meta import protocol as P
+
+HERE = os.path.dirname(__file__)
+OUT = os.path.join(HERE, "results", "untouched_suite.json")
+HELDOUT_ROOT, TUNE_ROOT, NUM_HELDOUT, NUM_TUNE = 11, 12, 50, 8
+CELLS = [(f, 1) for f in ("friedman2", "friedman3", "circles", "quantiles", "noisy 4-class")] + [
+    ("friedman3", 5),
+    ("circles", 5),
+]
+V4 = "v4 (shipped)"
+# The earlier versions: the folder each was trained into (its pick is `T.rule_pick`'s).
+EARLIER = {
+    "v3": T.WIDER_SEEDS,
+    "v2": os.path.join(HERE, "results", "pretrained_heldout_selection"),
+    "v1": T.RESULTS,
+}
+
+
+def families():
+    from sklearn import datasets
+
+    def regression(x, y, hidden, activation):
+        return meta.data_regression_family(
+            T.standardise(x),
+            T.standardise(y),
+            hidden=hidden,
+            num_train=200,
+            batch_size=32,
+            activation=activation,
+        )
+
+    def classification(x, y, hidden, activation, num_train, batch_size):
+        return meta.classification_family(
+            T.standardise(x),
+            y.astype(np.int32),
+            int(y.max()) + 1,
+            hidden=hidden,
+            num_train=num_train,
+            batch_size=batch_size,
+            activation=activation,
+        )
+
+    relu, tanh = jax.nn.relu, jax.numpy.tanh
+    x, y = datasets.make_friedman2(n_samples=1000, noise=190.0, random_state=0)
+    out = {"friedman2": regression(x, y, (64,), tanh)}
+    x, y = datasets.make_friedman3(n_samples=1000, noise=0.17, random_state=0)
+    out["friedman3"] = regression(x, y, (32, 32), relu)
+    x, y = datasets.make_circles(n_samples=600, noise=0.15, factor=0.5, random_state=0)
+    out["circles"] = classification(x, y, (32, 32), relu, 100, 16)
+    x, y = datasets.make_gaussian_quantiles(
+        n_samples=900, n_features=4, n_classes=3, random_state=0
+    )
+    out["quantiles"] = classification(x, y, (64,), tanh, 300, 32)
+    x, y = datasets.make_classification(
+        n_samples=1200,
+        n_features=20,
+        n_informative=6,
+        n_redundant=4,
+        n_classes=4,
+        flip_y=0.1,
+        class_sep=0.8,
+        random_state=0,
+    )
+    out["noisy 4-class"] = classification(x, y, (64, 64), relu, 300, 64)
+    return out
+
+
+def learned_rows(horizon):
+    """{name: transformation} of v4 (its sensitivity too) and the earlier versions' picks."""
+    rows = {
+        V4: PTab.pretrained(horizon),
+        f"{V4}, horizon=None": PTab.pretrained(None),
+        f"{V4} at 0.3x its base rate": PTab.pretrained(horizon, scale=0.3),
+        f"{V4} at 3x its base rate": PTab.pretrained(horizon, scale=3.0),
+    }
+    for version, folder in EARLIER.items():
+        schedule, params = T.load_seeds(folder)
+        seed = T.rule_pick(folder)["seed"]
+        sched = schedule.clone(horizon=horizon)
+        rows[f"{version} (seed {seed})"] = lj.learned_schedule(T.INNER, sched, params[seed])
+    return rows
+
+
+def run():
+    fams = families()
+    out = json.load(open(OUT)) if os.path.exists(OUT) else {"cells": {}}
+    heldout = meta.task_keys(HELDOUT_ROOT, NUM_HELDOUT)
+    for fam, mult in CELLS:
+        name, horizon = f"{fam} @ {mult}x", T.H * mult
+        if name in out["cells"]:
+            continue
+        rows = {k: P.fixed(v) for k, v in learned_rows(horizon).items()}
+        rows |= PTab.fixed_rows(horizon) | PTab.wider_rows(horizon)
+        tuning = {}
+        for decay in ("cosine", "linear"):
+            tunable = P.schedule_baseline(
+                T.INNER, horizon, decay, PTab.PEAKS, (0.0, 0.1, 0.3), (0.0, 0.1)
+            )
+            tuned = P.tune(
+                fams[fam],
+                tunable,
+                meta.task_keys(TUNE_ROOT, NUM_TUNE),
+                horizon,
+                max_extensions=PTab.MAX_EXTENSIONS,
+            )
+            tuning[f"warmup+{decay} (target-tuned)"] = {"best": tuned.best, "where": tuned.where}
+            rows[f"warmup+{decay} (target-tuned)"] = P.fixed(tunable.make(tuned.best))
+        metrics = {
+            k: P.final_metrics(fams[fam], r.make({}), heldout, horizon) for k, r in rows.items()
+        }
+        out["cells"][name] = {
+            "per_task_test_loss": {k: m.test_loss.tolist() for k, m in metrics.items()},
+            "per_task_test_accuracy": {k: m.test_accuracy.tolist() for k, m in metrics.items()},
+            "initial_loss": metrics[V4].initial_loss.tolist(),
+            "tuning": tuning,
+        }
+        print(
+            f"{name}: tuned "
+            + "; ".join(f"{k} {v['best']} ({v['where']})" for k, v in tuning.items()),
+            flush=True,
+        )
+        json.dump(out, open(OUT, "w"), indent=1)
+    return out
+
+
+def report(out):
+    cells = out["cells"]
+    if [f"{f} @ {m}x" for f, m in CELLS] != list(cells):
+        raise SystemExit(f"{OUT}: cells {list(cells)}, expected all of {CELLS} in order")
+    rows = [r for r in next(iter(cells.values()))["per_task_test_loss"] if r != V4]
+    print(
+        f"v4 (shipped) / each row: geometric mean over the {len(cells)} cells of per-task "
+        "test-loss ratios [bootstrap 95 %] (< 1: v4 is better)\n"
+    )
+    print("| row | v4 / row | cells the row wins (its interval above 1) |")
+    print("| --- | --- | --- |")
+    summary = {}
+    for r in rows:
+        g, (lo, hi) = PTab.pooled(cells, V4, r)
+        wins = []
+        for cell in cells:
+            _, (clo, _) = PTab.pooled({cell: cells[cell]}, V4, r)
+            if clo > 1.0:
+                wins.append(cell)
+        summary[r] = {"geomean": g, "ci": [lo, hi], "wins": wins}
+        print(f"| {r} | {g:.3f} [{lo:.3f}, {hi:.3f}] | {', '.join(wins) or 'none'} |")
+    show = [V4, "warmup+cosine (target-tuned)", "warmup+linear (target-tuned)", "adam 1e-3"]
+    print("\nMean test loss / test accuracy per cell (50 held-out tasks)\n")
+    print("| cell | " + " | ".join(show) + " | target-tuned settings |")
+    print("| --- |" + " --- |" * (len(show) + 1))
+    for cell, v in cells.items():
+        txt = []
+        for k in show:
+            loss = np.mean(v["per_task_test_loss"][k])
+            acc = np.asarray(v["per_task_test_accuracy"][k], np.float64)
+            acc_txt = "" if np.isnan(acc).all() else f" / {100 * acc.mean():.1f} %"
+            txt.append(f"{loss:.4f}{acc_txt}")
+        settings = "; ".join(f"{k.split()[0]} {t['best']}" for k, t in v["tuning"].items())
+        print(f"| {cell} | " + " | ".join(txt) + f" | {settings} |")
+    print("\nv4's base-rate sensitivity: mean test loss at 0.3x and 3x over that at 1x\n")
+    print("| cell | 0.3x | 3x | largest change |")
+    print("| --- | --- | --- | --- |")
+    for cell, v in cells.items():
+        one = np.mean(v["per_task_test_loss"][V4])
+        lo, hi = (
+            np.mean(v["per_task_test_loss"][f"{V4} at {s} its base rate"]) / one
+            for s in ("0.3x", "3x")
+        )
+        print(f"| {cell} | {lo:.3f} | {hi:.3f} | {100 * max(abs(lo - 1), abs(hi - 1)):.0f} % |")
+    return summary
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--report", action="store_true", help="only the tables, from the file")
+    args = parser.parse_args()
+    out = json.load(open(OUT)) if args.report else run()
+    out["summary"] = report(out)
+    if not args.report:
+        json.dump(out, open(OUT, "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()
