@@ -48,8 +48,7 @@ CHECKS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def results():
+def _run_checks():
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     env["JAX_PLATFORMS"] = "cpu"
     proc = subprocess.run(
@@ -64,6 +63,26 @@ def results():
     if proc.returncode != 0 or not lines:
         pytest.fail(f"{SCRIPT.name} exited with {proc.returncode}:\n{proc.stderr[-4000:]}")
     return json.loads(lines[-1])
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """The checks' results, {name: "ok" or what failed}.
+
+    Under pytest-xdist every worker that gets a test of this file sets this fixture up. The
+    first runs the subprocess (about a minute of both cores) and leaves its results in the
+    session's shared temporary folder; the others wait on a lock and read them.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return _run_checks()
+    import fcntl  # POSIX only: imported where it is needed
+
+    shared = tmp_path_factory.getbasetemp().parent / "sharded_checks.json"
+    with open(shared.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not shared.exists():
+            shared.write_text(json.dumps(_run_checks()))
+        return json.loads(shared.read_text())
 
 
 def test_every_check_ran(results):
