@@ -2,6 +2,9 @@
 
 import math
 
+import hypothesis
+import hypothesis.extra.numpy as hnp
+import hypothesis.strategies as st
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -163,6 +166,85 @@ def test_final_metrics_evaluates_schedule_free_at_its_averaged_point():
         30,
     )
     assert not np.allclose(plain.test_loss, averaged.test_loss)
+
+
+def _eager_heldout_curve(family, tx, task_key, horizon, every, eval_params=None):
+    """An eager, step-by-step transcription: train one task, score the held-out split every
+    `every` steps (the documented runs: `fresh_state`'s params and its minibatch keys)."""
+    tx = optax.with_extra_args_support(tx)
+    task = family(task_key)
+    state = meta.fresh_state(family, tx, task_key, None)
+    params, opt_state = state.params, state.opt_state
+    batch_keys = jax.random.split(state.key, horizon)
+
+    def score():
+        p = params if eval_params is None else eval_params(params, opt_state)
+        return float(task.test_loss(p))
+
+    curve = [score()]
+    for t in range(horizon):
+        loss, grads = jax.value_and_grad(task.loss)(params, task.sample_batch(batch_keys[t]))
+        updates, opt_state = tx.update(grads, opt_state, params, value=loss)
+        params = optax.apply_updates(params, updates)
+        if (t + 1) % every == 0:
+            curve.append(score())
+    return np.array(curve)
+
+
+def _schedule_free_method(lr):
+    return P.Method(
+        optax.contrib.schedule_free_adamw(lr),
+        lambda params, state: optax.contrib.schedule_free_eval_params(state, params),
+    )
+
+
+@pytest.mark.parametrize("schedule_free", [False, True])
+def test_heldout_loss_curves_follow_an_eager_run_and_end_at_final_metrics(schedule_free):
+    family, keys = meta.regression_family(num_train=32, batch_size=8), meta.task_keys(4, 2)
+    method = _schedule_free_method(2e-2) if schedule_free else P.Method(optax.adam(2e-2))
+    curves = P.heldout_loss_curves(family, method, keys, 24, every=6)
+    assert curves.shape == (2, 5)
+    for i, key in enumerate(keys):
+        want = _eager_heldout_curve(family, method.tx, key, 24, 6, method.eval_params)
+        np.testing.assert_allclose(curves[i], want, rtol=2e-5)
+    final = P.final_metrics(family, method, keys, 24)
+    np.testing.assert_allclose(curves[:, -1], final.test_loss, rtol=1e-6)
+    assert np.all(curves[:, -1] < curves[:, 0])
+
+
+@pytest.mark.parametrize(
+    "horizon,every,match",
+    [(24, 5, "every must divide horizon=24, got every=5"), (24, 0, "every"), (24, 25, "every")],
+)
+def test_heldout_loss_curves_refuses_bad_input(horizon, every, match):
+    family, keys = meta.regression_family(), meta.task_keys(4, 1)
+    with pytest.raises(ValueError, match=match):
+        P.heldout_loss_curves(family, optax.adam(1e-2), keys, horizon, every)
+
+
+@hypothesis.given(
+    curves=hnp.arrays(
+        np.float64,
+        hnp.array_shapes(min_dims=2, max_dims=2, max_side=6),
+        elements=st.sampled_from([0.0, 0.5, 1.0, 2.0, np.nan, np.inf]),
+    ),
+    target=st.sampled_from([0.0, 0.5, 1.0, 3.0]),
+    every=st.integers(1, 50),
+)
+def test_steps_to_target_is_the_first_point_at_or_below_it(curves, target, every):
+    got = P.steps_to_target(curves, every, target)
+    for row, steps in zip(curves, got, strict=True):
+        first = next((j for j, v in enumerate(row) if v <= target), None)
+        assert steps == (math.inf if first is None else first * every)
+
+
+def test_steps_to_target_takes_a_target_per_task_and_refuses_bad_input():
+    curves = np.array([[3.0, 1.0, 0.5], [3.0, 2.0, 2.5]])
+    np.testing.assert_array_equal(P.steps_to_target(curves, 10, [0.5, 2.5]), [20.0, 10.0])
+    with pytest.raises(ValueError, match="curves must be"):
+        P.steps_to_target(curves[0], 10, 1.0)
+    with pytest.raises(ValueError, match="every"):
+        P.steps_to_target(curves, 0, 1.0)
 
 
 def test_replay_schedule_replays_the_rates():

@@ -243,6 +243,101 @@ def final_metrics(
     return Metrics(*(np.asarray(x, np.float64) for x in out))
 
 
+def heldout_loss_curves(
+    family: TaskFamily,
+    method: Method | optax.GradientTransformation,
+    task_keys: jax.Array,
+    horizon: int,
+    every: int,
+) -> np.ndarray:
+    """Each task's held-out loss every `every` steps of training with `method`.
+
+    The runs are `final_metrics`' (same tasks, initial params and minibatches), so the last
+    column is its `test_loss`. Where a method is judged at other params (`Method.eval_params`,
+    e.g. Schedule-Free's averaged point), each point of the curve is scored at those.
+
+    Args:
+      family: the task family.
+      method: a `Method` or a transformation.
+      task_keys: one key per task.
+      horizon: steps of training.
+      every: steps between two scores; it must divide `horizon`.
+
+    Returns:
+      Shape ``(num_tasks, horizon // every + 1)``: column ``j`` is the test loss after
+      ``j * every`` steps (column 0: the initial params).
+
+    Example:
+      >>> import jax, optax
+      >>> from lookahead_jax import meta
+      >>> keys = jax.random.split(jax.random.key(0), 4)
+      >>> family = meta.regression_family()
+      >>> c = meta.protocol.heldout_loss_curves(family, optax.adam(1e-2), keys, 50, every=10)
+      >>> c.shape, bool((c[:, -1] < c[:, 0]).all())
+      ((4, 6), True)
+    """
+    method = method if isinstance(method, Method) else Method(method)
+    horizon = checks.integer("heldout_loss_curves", "horizon", horizon, 1)
+    every = checks.integer("heldout_loss_curves", "every", every, 1, horizon)
+    if horizon % every:
+        raise ValueError(
+            f"heldout_loss_curves: every must divide horizon={horizon}, got every={every}"
+        )
+    tx = optax.with_extra_args_support(method.tx)
+
+    def one(task_key):
+        task = family(task_key)
+        state = fresh_state(family, tx, task_key, None)
+        test = task.test_loss or task.full_loss
+
+        def score(carry):
+            params, opt_state = carry
+            if method.eval_params is not None:
+                params = method.eval_params(params, opt_state)
+            return test(params)
+
+        def chunk(carry, keys):
+            carry, _ = jax.lax.scan(inner_step(task, tx, first_order=False), carry, keys)
+            return carry, score(carry)
+
+        # The same minibatch keys as `final_metrics`, taken `every` at a time.
+        keys = jax.random.split(state.key, horizon).reshape(horizon // every, every)
+        carry = (state.params, state.opt_state)
+        _, losses = jax.lax.scan(chunk, carry, keys)
+        return jnp.concatenate([score(carry)[None], losses])
+
+    return np.asarray(jax.jit(jax.vmap(one))(task_keys), np.float64)
+
+
+def steps_to_target(curves: Any, every: int, targets: Any) -> np.ndarray:
+    """The first step at which each task's curve is at or below its target; inf where never.
+
+    Args:
+      curves: ``(num_tasks, num_points)`` losses, point ``j`` after ``j * every`` steps
+        (`heldout_loss_curves`).
+      every: steps between two points.
+      targets: one target loss per task, or one for all.
+
+    Returns:
+      Shape ``(num_tasks,)``: steps, a multiple of `every` (the first point at or below the
+      target, so a run that reaches it and rises again counts from the first time); ``inf``
+      where no point reaches it (a non-finite loss reaches nothing).
+
+    Example:
+      >>> import numpy as np
+      >>> from lookahead_jax.meta import protocol
+      >>> protocol.steps_to_target(np.array([[3.0, 1.0, 0.5], [3.0, 2.0, 2.5]]), 10, 1.0)
+      array([10., inf])
+    """
+    every = checks.integer("steps_to_target", "every", every, 1)
+    curves = np.asarray(curves, np.float64)
+    if curves.ndim != 2:
+        raise ValueError(f"steps_to_target: curves must be (tasks, points), got {curves.shape}")
+    targets = np.broadcast_to(np.asarray(targets, np.float64), curves.shape[:1])
+    reached = curves <= targets[:, None]  # NaN compares False: a diverged point reaches nothing
+    return np.where(reached.any(axis=1), np.argmax(reached, axis=1) * float(every), np.inf)
+
+
 def _grid_test_losses(family, tunable, names, points, task_keys, horizon) -> np.ndarray:
     """Test losses, shape (len(points), num_tasks): one compiled call, hyperparameters traced."""
     arr = jnp.asarray(points, jnp.float32).reshape(len(points), len(names))
