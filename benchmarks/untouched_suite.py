@@ -251,13 +251,13 @@ STEPS_ROWS = (
     "adam 1e-3",
     "schedule_free_adamw (defaults)",
     "warmup+cosine (tuned on the wider mixture)",
-    "warmup+cosine (target-tuned)",
+    PTab.TARGET_ROW,
 )
 
 
 def steps_to_target(out):
-    """Per cell and row: the share of tasks reaching 1.1x the target-tuned final loss, and the
-    median steps to it (into `out["steps_to_target"]`)."""
+    """Per cell and row: each task's steps to 1.1x the target-tuned final loss (into
+    `out["steps_to_target"]`), every row reproducing its stored losses."""
     fams = families()
     heldout = meta.task_keys(HELDOUT_ROOT, NUM_HELDOUT)
     result = out.setdefault("steps_to_target", {})
@@ -266,40 +266,18 @@ def steps_to_target(out):
         if name in result:
             continue
         cell = out["cells"][name]
-        best = cell["tuning"]["warmup+cosine (target-tuned)"]["best"]
+        best = cell["tuning"][PTab.TARGET_ROW]["best"]
         tunable = P.schedule_baseline(T.INNER, horizon, "cosine", [best["peak"]])
-        rows = {V4: P.fixed(PTab.pretrained(horizon))}
-        rows |= {k: v for k, v in PTab.fixed_rows(horizon).items() if k in STEPS_ROWS}
-        rows |= {k: v for k, v in PTab.wider_rows(horizon).items() if k in STEPS_ROWS}
-        rows["warmup+cosine (target-tuned)"] = P.fixed(tunable.make(best))
-        targets = 1.1 * np.asarray(cell["per_task_test_loss"]["warmup+cosine (target-tuned)"])
-        every = horizon // 20
-        result[name] = {"every": every}
-        for row in STEPS_ROWS:
-            curves = P.heldout_loss_curves(fams[fam], rows[row].make({}), heldout, horizon, every)
-            PTab.require_same_tasks(
-                curves[:, -1],
-                cell["per_task_test_loss"][row],
-                f"{name}: {row}'s last point does not reproduce its stored losses",
-            )
-            steps = P.steps_to_target(curves, every, targets)
-            result[name][row] = [float(x) for x in steps]
+        rows = {V4: PTab.pretrained(horizon)}
+        rows |= {k: v.make({}) for k, v in PTab.fixed_rows(horizon).items() if k in STEPS_ROWS}
+        rows |= {k: v.make({}) for k, v in PTab.wider_rows(horizon).items() if k in STEPS_ROWS}
+        rows[PTab.TARGET_ROW] = tunable.make(best)
+        result[name] = PTab.steps_to_target_cell(
+            fams[fam], horizon, heldout, rows, cell["per_task_test_loss"], name
+        )
         print(f"{name}: done", flush=True)
         json.dump(out, open(OUT, "w"), indent=1)
-    print("\nSteps to 1.1x the target-tuned warmup+cosine's final test loss, per task: the share")
-    print("of the 50 tasks that reach it, and the median steps (never: fewer than half reach it)\n")
-    print("| cell | " + " | ".join(STEPS_ROWS) + " |")
-    print("| --- |" + " --- |" * len(STEPS_ROWS))
-    for name, r in result.items():
-        txt = []
-        for row in STEPS_ROWS:
-            steps = np.asarray(r[row])
-            median = np.median(steps)
-            txt.append(
-                f"{100 * np.isfinite(steps).mean():.0f} %, "
-                + ("never" if not np.isfinite(median) else f"{median:.0f}")
-            )
-        print(f"| {name} | " + " | ".join(txt) + " |")
+    PTab.print_steps_table(result, STEPS_ROWS)
     return out
 
 
