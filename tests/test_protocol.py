@@ -226,7 +226,7 @@ def test_heldout_loss_curves_refuses_bad_input(horizon, every, match):
     curves=hnp.arrays(
         np.float64,
         hnp.array_shapes(min_dims=2, max_dims=2, max_side=6),
-        elements=st.sampled_from([0.0, 0.5, 1.0, 2.0, np.nan, np.inf]),
+        elements=st.sampled_from([0.0, 0.5, 1.0, 2.0, np.nan, np.inf, -np.inf]),
     ),
     target=st.sampled_from([0.0, 0.5, 1.0, 3.0]),
     every=st.integers(1, 50),
@@ -234,7 +234,7 @@ def test_heldout_loss_curves_refuses_bad_input(horizon, every, match):
 def test_steps_to_target_is_the_first_point_at_or_below_it(curves, target, every):
     got = P.steps_to_target(curves, every, target)
     for row, steps in zip(curves, got, strict=True):
-        first = next((j for j, v in enumerate(row) if v <= target), None)
+        first = next((j for j, v in enumerate(row) if math.isfinite(v) and v <= target), None)
         assert steps == (math.inf if first is None else first * every)
 
 
@@ -245,6 +245,8 @@ def test_steps_to_target_takes_a_target_per_task_and_refuses_bad_input():
         P.steps_to_target(curves[0], 10, 1.0)
     with pytest.raises(ValueError, match="every"):
         P.steps_to_target(curves, 0, 1.0)
+    with pytest.raises(ValueError, match=r"one per task \(2\), got shape \(3,\)"):
+        P.steps_to_target(curves, 10, [1.0, 1.0, 1.0])
 
 
 def test_replay_schedule_replays_the_rates():

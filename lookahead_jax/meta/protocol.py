@@ -333,8 +333,15 @@ def steps_to_target(curves: Any, every: int, targets: Any) -> np.ndarray:
     curves = np.asarray(curves, np.float64)
     if curves.ndim != 2:
         raise ValueError(f"steps_to_target: curves must be (tasks, points), got {curves.shape}")
-    targets = np.broadcast_to(np.asarray(targets, np.float64), curves.shape[:1])
-    reached = curves <= targets[:, None]  # NaN compares False: a diverged point reaches nothing
+    targets = np.asarray(targets, np.float64)
+    if targets.shape not in ((), curves.shape[:1]):
+        raise ValueError(
+            f"steps_to_target: targets must be one number or one per task ({len(curves)}), "
+            f"got shape {targets.shape}"
+        )
+    targets = np.broadcast_to(targets, curves.shape[:1])
+    # A diverged point (NaN or inf) reaches nothing.
+    reached = np.isfinite(curves) & (curves <= targets[:, None])
     return np.where(reached.any(axis=1), np.argmax(reached, axis=1) * float(every), np.inf)
 
 
