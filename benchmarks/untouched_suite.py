@@ -54,10 +54,16 @@ Protocol, fixed (and committed) before any number of it was computed:
   stored losses); per cell, the share of tasks that reach the target and the median steps
   (`protocol.steps_to_target`; "never" where fewer than half reach it).
 
+- Added after the first run had been seen (issue 17 asks for every tuning-free row; fixed
+  before its own run): the base-rate sensitivity of Adam 1e-3 and the four tuning-free
+  optimizers, each at 0.3x and 3x its default rate, beside v4's; per cell, the largest change
+  of the mean test loss over its value at 1x (the stored rows).
+
 Run:  python benchmarks/untouched_suite.py           (~12 min on 2 cores; cells already in the
                                                       results file are kept)
       python benchmarks/untouched_suite.py --report  (the tables from the results file)
       python benchmarks/untouched_suite.py --steps-to-target   (~5 min; into the same file)
+      python benchmarks/untouched_suite.py --sensitivity       (~5 min; into the same file)
 """
 
 import argparse
@@ -67,10 +73,12 @@ import sys
 
 import jax
 import numpy as np
+import optax
 
 sys.path.insert(0, os.path.dirname(__file__))
 import pretrained_tables as PTab
 import pretrained_train as T
+import protocol_tables as PT
 
 import lookahead_jax as lj
 from lookahead_jax import meta
@@ -281,15 +289,68 @@ def steps_to_target(out):
     return out
 
 
+def sensitivity(out):
+    """Per cell: each default-rate row's per-task test losses at 0.3x and 3x its default rate
+    (into `out["sensitivity"]`), and the table of largest changes, v4's included."""
+    fams = families()
+    heldout = meta.task_keys(HELDOUT_ROOT, NUM_HELDOUT)
+    makers = {"adam 1e-3": (lambda lr: optax.adam(lr), 1e-3)}
+    makers |= {f"{k} (defaults)": v for k, v in PT.TUNING_FREE.items()}
+    result = out.setdefault("sensitivity", {})
+    for fam, mult in CELLS:
+        name, horizon = f"{fam} @ {mult}x", T.H * mult
+        if name in result:
+            continue
+        result[name] = {
+            f"{row} at {s}x": P.final_metrics(
+                fams[fam], make(default * s), heldout, horizon
+            ).test_loss.tolist()
+            for row, (make, default) in makers.items()
+            for s in (0.3, 3)
+        }
+        print(f"{name}: done", flush=True)
+        json.dump(out, open(OUT, "w"), indent=1)
+    rows = [V4, *makers]
+    print("\nLargest change of the mean test loss over 0.3x-3x of the default rate (vs 1x)\n")
+    print("| cell | " + " | ".join(rows) + " |")
+    print("| --- |" + " --- |" * len(rows))
+    for name, cell in out["cells"].items():
+        losses = cell["per_task_test_loss"] | {
+            f"{V4} at {k}": cell["per_task_test_loss"][f"{V4} at {k} its base rate"]
+            for k in ("0.3x", "3x")
+        }
+        losses |= result[name]
+        txt = []
+        for row in rows:
+            one = _finite_mean(losses[row])
+            change = max(
+                abs(_finite_mean(losses[f"{row} at {k}"]) / one - 1) for k in ("0.3x", "3x")
+            )
+            txt.append(f"{100 * change:.0f} %")
+        print(f"| {name} | " + " | ".join(txt) + " |")
+    return out
+
+
+def _finite_mean(losses):
+    """The mean test loss, infinite where a task diverged (as `pretrained_tables` scores it)."""
+    losses = np.asarray(losses, np.float64)
+    return float(np.mean(np.where(np.isfinite(losses), losses, np.inf)))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", action="store_true", help="only the tables, from the file")
     parser.add_argument(
         "--steps-to-target", action="store_true", help="steps to a target loss (after the run)"
     )
+    parser.add_argument(
+        "--sensitivity", action="store_true", help="the default-rate rows at 0.3x and 3x"
+    )
     args = parser.parse_args()
     if args.steps_to_target:
         return steps_to_target(json.load(open(OUT)))
+    if args.sensitivity:
+        return sensitivity(json.load(open(OUT)))
     out = json.load(open(OUT)) if args.report else run()
     out["summary"] = report(out)
     if not args.report:
