@@ -242,10 +242,10 @@ def steps_to_target_cell(family, horizon, heldout, rows, stored, what, strict=Tr
     curves = {}
     for i, (name, method) in enumerate(rows.items()):
         curves[name] = P.heldout_loss_curves(family, method, heldout, horizon, every)
-        last, want = curves[name][:, -1], np.asarray(stored[name])
+        last, want = curves[name][:, -1], stored[name]
         if strict or i == 0:
             require_same_tasks(last, want, f"{what}: {name} does not reproduce its stored losses")
-        out["drift"][name] = float(np.max(np.abs(last - want) / np.abs(want)))
+        out["drift"][name] = relative_drift(last, want)
     targets = 1.1 * (np.asarray(stored[TARGET_ROW]) if strict else curves[TARGET_ROW][:, -1])
     for name, c in curves.items():
         out[name] = [float(x) for x in P.steps_to_target(c, every, targets)]
@@ -353,11 +353,16 @@ def run_unseen(args):
     return out
 
 
+def relative_drift(new, stored):
+    """The largest relative difference between per-task losses recomputed now and stored."""
+    stored = np.asarray(stored)
+    return float(np.max(np.abs(np.asarray(new) - stored) / np.abs(stored)))
+
+
 def require_same_tasks(new, stored, what):
     """Exits unless per-task losses recomputed now match the stored ones to 1e-3 (relative):
     the same tasks, the rounding aside; `what` names the row and the cell in the message."""
-    stored = np.asarray(stored)
-    drift = float(np.max(np.abs(np.asarray(new) - stored) / np.abs(stored)))
+    drift = relative_drift(new, stored)
     if drift > 1e-3:
         raise SystemExit(f"{what} ({drift:.2g})")
 
@@ -470,7 +475,7 @@ def run_sensitivity(args):
             r = {}
             for s in (0.3, 1.0, 3.0):
                 m = P.final_metrics(family, make(s), heldout, H)
-                r[f"{s}x"] = float(np.mean(np.where(np.isfinite(m.test_loss), m.test_loss, np.inf)))
+                r[f"{s}x"] = PT.finite_mean(m.test_loss)
             r["max_change"] = max(abs(r["0.3x"] / r["1.0x"] - 1), abs(r["3.0x"] / r["1.0x"] - 1))
             rows[fam_name][name] = r
             print(

@@ -114,6 +114,12 @@ FAMILIES = {
 }
 
 
+def finite_mean(losses):
+    """The mean of per-task losses, infinite where a task diverged (the sensitivity tables')."""
+    losses = np.asarray(losses, np.float64)
+    return float(np.mean(np.where(np.isfinite(losses), losses, np.inf)))
+
+
 def _sf_eval(params, state):
     return optax.contrib.schedule_free_eval_params(state, params)
 
@@ -297,9 +303,7 @@ def run_sensitivity(args):
         rows[name] = {"default": default}
         for mult in (0.3, 1.0, 3.0):
             m = P.final_metrics(family, make(default * mult), heldout, H)
-            rows[name][f"{mult}x"] = float(
-                np.mean(np.where(np.isfinite(m.test_loss), m.test_loss, np.inf))
-            )
+            rows[name][f"{mult}x"] = finite_mean(m.test_loss)
         print(
             f"  {name:24s} default {default:.3g}: "
             + "  ".join(f"{k} {v:.4g}" for k, v in rows[name].items() if k != "default")

@@ -322,19 +322,13 @@ def sensitivity(out):
         losses |= result[name]
         txt = []
         for row in rows:
-            one = _finite_mean(losses[row])
+            one = PT.finite_mean(losses[row])
             change = max(
-                abs(_finite_mean(losses[f"{row} at {k}"]) / one - 1) for k in ("0.3x", "3x")
+                abs(PT.finite_mean(losses[f"{row} at {k}"]) / one - 1) for k in ("0.3x", "3x")
             )
             txt.append(f"{100 * change:.0f} %")
         print(f"| {name} | " + " | ".join(txt) + " |")
     return out
-
-
-def _finite_mean(losses):
-    """The mean test loss, infinite where a task diverged (as `pretrained_tables` scores it)."""
-    losses = np.asarray(losses, np.float64)
-    return float(np.mean(np.where(np.isfinite(losses), losses, np.inf)))
 
 
 def main():
