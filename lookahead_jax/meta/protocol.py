@@ -199,6 +199,11 @@ class Metrics(NamedTuple):
     initial_loss: np.ndarray  # full training loss before training
 
 
+def _judged_params(method: Method, params: optax.Params, opt_state: optax.OptState):
+    """The params `method` is judged at (its `eval_params`, or the params themselves)."""
+    return params if method.eval_params is None else method.eval_params(params, opt_state)
+
+
 def _metrics_fn(family: TaskFamily, method: Method, horizon: int):
     """task_key -> (train, test, accuracy, initial) after `horizon` steps; traceable."""
     tx = optax.with_extra_args_support(method.tx)
@@ -211,8 +216,7 @@ def _metrics_fn(family: TaskFamily, method: Method, horizon: int):
             (state.params, state.opt_state),
             jax.random.split(state.key, horizon),
         )
-        if method.eval_params is not None:
-            params = method.eval_params(params, opt_state)
+        params = _judged_params(method, params, opt_state)
         test = task.test_loss or task.full_loss
         nan = jnp.asarray(jnp.nan, jnp.float32)
         acc = nan if task.test_accuracy is None else task.test_accuracy(params)
@@ -291,10 +295,7 @@ def heldout_loss_curves(
         test = task.test_loss or task.full_loss
 
         def score(carry):
-            params, opt_state = carry
-            if method.eval_params is not None:
-                params = method.eval_params(params, opt_state)
-            return test(params)
+            return test(_judged_params(method, *carry))
 
         def chunk(carry, keys):
             carry, _ = jax.lax.scan(inner_step(task, tx, first_order=False), carry, keys)
