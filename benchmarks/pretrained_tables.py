@@ -224,6 +224,23 @@ def run_wider_rows(args):
 
 
 TARGET_ROW = "warmup+cosine (target-tuned)"
+# The rows the steps-to-target tables score beside the shipped schedule.
+STEPS_BASELINES = (
+    "adam 1e-3",
+    "schedule_free_adamw (defaults)",
+    "warmup+cosine (tuned on the wider mixture)",
+    TARGET_ROW,
+)
+
+
+def steps_rows(horizon, shipped, best):
+    """{name: transformation} for the steps-to-target tables: the shipped schedule (named
+    `shipped`, first), then `STEPS_BASELINES`, the target-tuned one at its stored `best`."""
+    rows = {shipped: pretrained(horizon)}
+    baselines = fixed_rows(horizon) | wider_rows(horizon)
+    rows |= {k: v.make({}) for k, v in baselines.items() if k in STEPS_BASELINES}
+    rows[TARGET_ROW] = P.schedule_baseline(INNER, horizon, "cosine", [best["peak"]]).make(best)
+    return rows
 
 
 def steps_to_target_cell(family, horizon, heldout, rows, stored, what, strict=True):
@@ -276,29 +293,18 @@ def run_steps_to_target(args):
     cells = {}
     for tag in ("_1x", "_long"):
         cells |= json.load(open(os.path.join(RESULTS, f"unseen{tag}.json")))["result"]
-    names = [
-        "pretrained (horizon given)",  # first: it must reproduce its stored losses
-        "adam 1e-3",
-        "schedule_free_adamw (defaults)",
-        "warmup+cosine (tuned on the wider mixture)",
-        TARGET_ROW,
-    ]
+    shipped = "pretrained (horizon given)"  # first: it must reproduce its stored losses
     for cell, stored in cells.items():
         if cell in out:
             continue
         fam_name, m = cell.split(" @ ")
         family, horizon = PT.FAMILIES[fam_name](), H * int(m[:-1])
-        best = stored["tuning"][TARGET_ROW]["best"]
-        rows = {"pretrained (horizon given)": pretrained(horizon)}
-        rows |= {k: v.make({}) for k, v in fixed_rows(horizon).items() if k in names}
-        rows |= {k: v.make({}) for k, v in wider_rows(horizon).items() if k in names}
-        tunable = P.schedule_baseline(INNER, horizon, "cosine", [best["peak"]])
-        rows[TARGET_ROW] = tunable.make(best)
+        rows = steps_rows(horizon, shipped, stored["tuning"][TARGET_ROW]["best"])
         losses = stored["per_task_test_loss"] | wider[cell]
         out[cell] = steps_to_target_cell(family, horizon, keys, rows, losses, cell, strict=False)
         print(f"  {cell}: done", flush=True)
         _save(args, out, partial=True)
-    print_steps_table(out, names)
+    print_steps_table(out, [shipped, *STEPS_BASELINES])
     return out
 
 

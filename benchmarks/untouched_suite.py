@@ -254,13 +254,7 @@ def report(out):
     return summary
 
 
-STEPS_ROWS = (
-    V4,
-    "adam 1e-3",
-    "schedule_free_adamw (defaults)",
-    "warmup+cosine (tuned on the wider mixture)",
-    PTab.TARGET_ROW,
-)
+STEPS_ROWS = (V4, *PTab.STEPS_BASELINES)
 
 
 def steps_to_target(out):
@@ -274,12 +268,7 @@ def steps_to_target(out):
         if name in result:
             continue
         cell = out["cells"][name]
-        best = cell["tuning"][PTab.TARGET_ROW]["best"]
-        tunable = P.schedule_baseline(T.INNER, horizon, "cosine", [best["peak"]])
-        rows = {V4: PTab.pretrained(horizon)}
-        rows |= {k: v.make({}) for k, v in PTab.fixed_rows(horizon).items() if k in STEPS_ROWS}
-        rows |= {k: v.make({}) for k, v in PTab.wider_rows(horizon).items() if k in STEPS_ROWS}
-        rows[PTab.TARGET_ROW] = tunable.make(best)
+        rows = PTab.steps_rows(horizon, V4, cell["tuning"][PTab.TARGET_ROW]["best"])
         result[name] = PTab.steps_to_target_cell(
             fams[fam], horizon, heldout, rows, cell["per_task_test_loss"], name
         )
