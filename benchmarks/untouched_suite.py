@@ -70,6 +70,8 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -85,12 +87,7 @@ from lookahead_jax import meta
 from lookahead_jax.meta import protocol as P
 
 HERE = os.path.dirname(__file__)
-OUT = os.path.join(HERE, "results", "untouched_suite.json")
-HELDOUT_ROOT, TUNE_ROOT, NUM_HELDOUT, NUM_TUNE = 11, 12, 50, 8
-CELLS = [(f, 1) for f in ("friedman2", "friedman3", "circles", "quantiles", "noisy 4-class")] + [
-    ("friedman3", 5),
-    ("circles", 5),
-]
+NUM_HELDOUT, NUM_TUNE = 50, 8
 V4 = "v4 (shipped)"
 # The earlier versions: the folder each was trained into (its pick is `T.rule_pick`'s).
 EARLIER = {
@@ -149,6 +146,19 @@ def families():
     return out
 
 
+class Suite(NamedTuple):
+    """A suite of cells this script's protocol runs on (the third suite here; the fourth in
+    `fourth_suite.py`)."""
+
+    families: Callable[[], dict]  # () -> {family name: TaskFamily}
+    cells: list[tuple[str, int]]  # (family name, horizon multiple of H), in table order
+    heldout_root: int
+    tune_root: int
+    out: str  # the results file
+    # horizon -> {name: transformation}: learned rows beyond v4's and the earlier versions'.
+    extra_rows: Callable[[int], dict] = lambda horizon: {}
+
+
 def learned_rows(horizon):
     """{name: transformation} of v4 (its sensitivity too) and the earlier versions' picks."""
     rows = {
@@ -165,15 +175,23 @@ def learned_rows(horizon):
     return rows
 
 
-def run():
-    fams = families()
-    out = json.load(open(OUT)) if os.path.exists(OUT) else {"cells": {}}
-    heldout = meta.task_keys(HELDOUT_ROOT, NUM_HELDOUT)
-    for fam, mult in CELLS:
+CELLS = [(f, 1) for f in ("friedman2", "friedman3", "circles", "quantiles", "noisy 4-class")] + [
+    ("friedman3", 5),
+    ("circles", 5),
+]
+THIRD = Suite(families, CELLS, 11, 12, os.path.join(HERE, "results", "untouched_suite.json"))
+
+
+def run(suite):
+    fams = suite.families()
+    out = json.load(open(suite.out)) if os.path.exists(suite.out) else {"cells": {}}
+    heldout = meta.task_keys(suite.heldout_root, NUM_HELDOUT)
+    for fam, mult in suite.cells:
         name, horizon = f"{fam} @ {mult}x", T.H * mult
         if name in out["cells"]:
             continue
-        rows = {k: P.fixed(v) for k, v in learned_rows(horizon).items()}
+        learned = learned_rows(horizon) | suite.extra_rows(horizon)
+        rows = {k: P.fixed(v) for k, v in learned.items()}
         rows |= PTab.fixed_rows(horizon) | PTab.wider_rows(horizon)
         tuning = {}
         for decay in ("cosine", "linear"):
@@ -183,7 +201,7 @@ def run():
             tuned = P.tune(
                 fams[fam],
                 tunable,
-                meta.task_keys(TUNE_ROOT, NUM_TUNE),
+                meta.task_keys(suite.tune_root, NUM_TUNE),
                 horizon,
                 max_extensions=PTab.MAX_EXTENSIONS,
             )
@@ -203,14 +221,16 @@ def run():
             + "; ".join(f"{k} {v['best']} ({v['where']})" for k, v in tuning.items()),
             flush=True,
         )
-        json.dump(out, open(OUT, "w"), indent=1)
+        json.dump(out, open(suite.out, "w"), indent=1)
     return out
 
 
-def report(out):
+def report(suite, out):
     cells = out["cells"]
-    if [f"{f} @ {m}x" for f, m in CELLS] != list(cells):
-        raise SystemExit(f"{OUT}: cells {list(cells)}, expected all of {CELLS} in order")
+    if [f"{f} @ {m}x" for f, m in suite.cells] != list(cells):
+        raise SystemExit(
+            f"{suite.out}: cells {list(cells)}, expected all of {suite.cells} in order"
+        )
     rows = [r for r in next(iter(cells.values()))["per_task_test_loss"] if r != V4]
     print(
         f"v4 (shipped) / each row: geometric mean over the {len(cells)} cells of per-task "
@@ -257,13 +277,13 @@ def report(out):
 STEPS_ROWS = (V4, *PTab.STEPS_BASELINES)
 
 
-def steps_to_target(out):
+def steps_to_target(suite, out):
     """Per cell and row: each task's steps to 1.1x the target-tuned final loss (into
     `out["steps_to_target"]`), every row reproducing its stored losses."""
-    fams = families()
-    heldout = meta.task_keys(HELDOUT_ROOT, NUM_HELDOUT)
+    fams = suite.families()
+    heldout = meta.task_keys(suite.heldout_root, NUM_HELDOUT)
     result = out.setdefault("steps_to_target", {})
-    for fam, mult in CELLS:
+    for fam, mult in suite.cells:
         name, horizon = f"{fam} @ {mult}x", T.H * mult
         if name in result:
             continue
@@ -273,20 +293,20 @@ def steps_to_target(out):
             fams[fam], horizon, heldout, rows, cell["per_task_test_loss"], name
         )
         print(f"{name}: done", flush=True)
-        json.dump(out, open(OUT, "w"), indent=1)
+        json.dump(out, open(suite.out, "w"), indent=1)
     PTab.print_steps_table(result, STEPS_ROWS)
     return out
 
 
-def sensitivity(out):
+def sensitivity(suite, out):
     """Per cell: each default-rate row's per-task test losses at 0.3x and 3x its default rate
     (into `out["sensitivity"]`), and the table of largest changes, v4's included."""
-    fams = families()
-    heldout = meta.task_keys(HELDOUT_ROOT, NUM_HELDOUT)
+    fams = suite.families()
+    heldout = meta.task_keys(suite.heldout_root, NUM_HELDOUT)
     makers = {"adam 1e-3": (lambda lr: optax.adam(lr), 1e-3)}
     makers |= {f"{k} (defaults)": v for k, v in PT.TUNING_FREE.items()}
     result = out.setdefault("sensitivity", {})
-    for fam, mult in CELLS:
+    for fam, mult in suite.cells:
         name, horizon = f"{fam} @ {mult}x", T.H * mult
         if name in result:
             continue
@@ -298,7 +318,7 @@ def sensitivity(out):
             for s in (0.3, 3)
         }
         print(f"{name}: done", flush=True)
-        json.dump(out, open(OUT, "w"), indent=1)
+        json.dump(out, open(suite.out, "w"), indent=1)
     rows = [V4, *makers]
     print("\nLargest change of the mean test loss over 0.3x-3x of the default rate (vs 1x)\n")
     print("| cell | " + " | ".join(rows) + " |")
@@ -320,8 +340,8 @@ def sensitivity(out):
     return out
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(suite=THIRD, description=__doc__):
+    parser = argparse.ArgumentParser(description=description.splitlines()[0])
     parser.add_argument("--report", action="store_true", help="only the tables, from the file")
     parser.add_argument(
         "--steps-to-target", action="store_true", help="steps to a target loss (after the run)"
@@ -331,13 +351,13 @@ def main():
     )
     args = parser.parse_args()
     if args.steps_to_target:
-        return steps_to_target(json.load(open(OUT)))
+        return steps_to_target(suite, json.load(open(suite.out)))
     if args.sensitivity:
-        return sensitivity(json.load(open(OUT)))
-    out = json.load(open(OUT)) if args.report else run()
-    out["summary"] = report(out)
+        return sensitivity(suite, json.load(open(suite.out)))
+    out = json.load(open(suite.out)) if args.report else run(suite)
+    out["summary"] = report(suite, out)
     if not args.report:
-        json.dump(out, open(OUT, "w"), indent=1)
+        json.dump(out, open(suite.out, "w"), indent=1)
 
 
 if __name__ == "__main__":
