@@ -24,6 +24,12 @@ families) may not be where the learned schedule is best. Those suites cannot cho
   this suite's cells of paired per-task ratios, has its bootstrap 95 % interval wholly below 1.
   Otherwise v4 stays as it is, and the candidate is reported as measured.
 
+Outcome (2026-12-06): the calibration chose 0.707x (inside the grid; scores in
+`results/fourth_suite_calibration.json`); on the suite the candidate is 0.988 [0.982, 0.993] of
+v4 at its old default (better on sparse linear, 6-class and blobs 8-class at H and 5x H, worse on
+swiss roll at H and 5x H), so the rule shipped it: `pretrained_info()["base_lr"]` is 0.0113 and
+`["meta_trained_base_lr"]` the 0.016 every stored "v4" row of the other tables was measured at.
+
 The suite, fixed (and committed) with the calibration before any number of either was computed:
 
 - Families, none used before in meta-training, validation, selection or any table (scikit-learn

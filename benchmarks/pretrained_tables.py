@@ -97,11 +97,17 @@ def seeds():
     return list(params.items()), lj.pretrained_info()["seed"]
 
 
+def v4_schedule(horizon, scale=1.0):
+    """(schedule, params) of the shipped v4 at `scale` x the rate every stored v4 row was measured
+    at: its meta-training rate, `pretrained_info()["meta_trained_base_lr"]` (0.016), the default
+    until `fourth_suite.py`'s calibrated rate (0.707x) replaced it."""
+    base = lj.pretrained_info()["meta_trained_base_lr"] * scale
+    return lj.pretrained_schedule(horizon, base_lr=base)
+
+
 def pretrained(horizon, params=None, scale=1.0):
-    """The shipped schedule (or a seed's `params`) at `scale` x its default base rate."""
-    schedule, shipped = lj.pretrained_schedule(horizon)
-    if scale != 1.0:
-        schedule, _ = lj.pretrained_schedule(horizon, base_lr=schedule.base_lr * scale)
+    """The shipped v4 (or a seed's `params`) at `scale` x its meta-training rate (`v4_schedule`)."""
+    schedule, shipped = v4_schedule(horizon, scale)
     return lj.learned_schedule(INNER, schedule, shipped if params is None else params)
 
 
@@ -493,7 +499,7 @@ def run_sensitivity(args):
 
 def run_ablations(args):
     """The shipped schedule against itself with a feature group zeroed, and its own base rate."""
-    schedule, params = lj.pretrained_schedule(H)
+    schedule, params = v4_schedule(H)
     heldout = meta.task_keys(PT.HELDOUT_ROOT, args.heldout)
     variants = {"constant at its base rate": optax.adam(schedule.base_lr)}
     for group in ("loss", "grad_norm", "time", "progress"):

@@ -40,8 +40,9 @@ def pretrained_schedule(
 
     Args:
       horizon: the number of training steps, or None if unknown.
-      base_lr: the schedule's base rate (default: the rate it was meta-trained with,
-        `pretrained_info()["base_lr"]`); its rates stay within 0.01x-10x of it.
+      base_lr: the schedule's base rate (default `pretrained_info()["base_lr"]`: the rate it
+        was meta-trained with, times the multiple calibrated on held-out families); its rates
+        stay within 0.01x-10x of it.
 
     Returns:
       ``(schedule, params)``, to pass to `learned_schedule` around ``optax.adam(1.0)`` (or

@@ -1,5 +1,8 @@
 """The shipped pretrained schedule: it loads, it is trained, it runs in the user's optimizers."""
 
+import json
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,6 +25,16 @@ def test_the_shipped_params_fit_the_schedule_and_are_trained():
     # Trained: the output layer (zero at init) is not.
     assert float(jnp.abs(params["params"]["out"]["kernel"]).max()) > 1e-3
     assert info["families"] and info["meta_steps"] > 0
+
+
+def test_the_default_base_rate_is_the_calibrated_multiple_of_the_meta_training_rate():
+    info = lj.pretrained_info()
+    assert info["base_lr"] == info["meta_trained_base_lr"] * info["base_lr_multiple"]
+    assert lj.pretrained_schedule()[0].base_lr == info["base_lr"] != info["meta_trained_base_lr"]
+    # The multiple is the one benchmarks/fourth_suite.py calibrated (where the checkout has it).
+    path = Path(__file__).parents[1] / "benchmarks" / "results" / "fourth_suite_calibration.json"
+    if path.exists():
+        assert info["base_lr_multiple"] == json.loads(path.read_text())["best"]
 
 
 @pytest.mark.parametrize("horizon", [200, None])
