@@ -72,6 +72,7 @@ import pretrained_tables as PTab
 import pretrained_train as T
 import untouched_suite as U
 
+import lookahead_jax as lj
 from lookahead_jax import meta
 from lookahead_jax.meta import protocol as P
 
@@ -176,9 +177,14 @@ def candidate_name(m):
 
 
 def candidate_rows(horizon):
-    """The candidate's row ({} if the calibration chose m = 1)."""
+    """The candidate's row ({} if the calibration chose m = 1), then (added after the decision)
+    the candidate at 0.3x and 3x its rate: the shipped default's sensitivity."""
     m = calibrate()["best"]
-    return {} if m == 1.0 else {candidate_name(m): PTab.pretrained(horizon, scale=m)}
+    if m == 1.0:
+        return {}
+    rows = {candidate_name(m): PTab.pretrained(horizon, scale=m)}
+    base = lj.pretrained_info()["meta_trained_base_lr"] * m
+    return rows | dict(list(U.at_rate_rows(candidate_name(m), horizon, base).items())[1:])
 
 
 def decision(out):

@@ -49,9 +49,14 @@ Protocol, fixed before any number of it was computed:
   on that mixture (`pretrained_tables.wider_rows`, the same information). Written to
   DIR/fresh_suite.json; the figures above are not changed.
 
+- `--shipped-default` (added after `fourth_suite.py` changed v4's default base rate to 0.707x
+  of 0.016): v4 at that default on the same cells and tasks, into v4's fresh_suite.json, and its
+  ratio to every stored row. Every other v4 row of this suite is at 0.016.
+
 Run:  python benchmarks/fresh_suite_check.py          (~30 min on 2 cores)
       python benchmarks/fresh_suite_check.py --candidate benchmarks/results/pretrained_wider
       python benchmarks/fresh_suite_check.py --candidate benchmarks/results/pretrained_wider_5x
+      python benchmarks/fresh_suite_check.py --shipped-default
 """
 
 import argparse
@@ -226,12 +231,52 @@ def candidate(folder):
     )
 
 
+SHIPPED_DEFAULT = "shipped default (0.707x)"
+
+
+def shipped_default():
+    """v4 at the default rate `fourth_suite.py` adopted, on v4's stored cells (into its
+    fresh_suite.json), after v4 at 0.016 recomputed matches its stored row on most tasks (median
+    relative difference under 1e-3); then its ratio to every stored row but the seeds."""
+    path = os.path.join(T.SHIPPED_SEEDS, "fresh_suite.json")
+    out = json.load(open(path))
+    fams = families()
+    keys = meta.task_keys(HELDOUT_ROOT, NUM_TASKS)
+    v4 = f"shipped ({os.path.basename(T.SHIPPED_SEEDS)})"
+    for fam, mult in CELLS:
+        name, horizon = f"{fam} @ {mult}x", T.H * mult
+        losses = out["cells"][name]["per_task_test_loss"]
+        if SHIPPED_DEFAULT in losses:
+            continue
+        old = P.final_metrics(fams[fam], PTab.pretrained(horizon), keys, horizon).test_loss
+        drift = np.abs(np.asarray(old) - losses[v4]) / np.abs(losses[v4])
+        if np.median(drift) > 1e-3:
+            raise SystemExit(f"{name}: v4 at 0.016 does not reproduce its stored losses")
+        tx = lj.learned_schedule(T.INNER, *lj.pretrained_schedule(horizon))
+        losses[SHIPPED_DEFAULT] = P.final_metrics(fams[fam], tx, keys, horizon).test_loss.tolist()
+        print(f"{name}: done (v4 at 0.016: largest drift {drift.max():.2g})", flush=True)
+        json.dump(out, open(path, "w"))
+    cells = out["cells"]
+    print(f"\n{SHIPPED_DEFAULT} / each row [bootstrap 95 %] and the cells the row wins\n")
+    for row in cells[name]["per_task_test_loss"]:
+        if ("seed" in row and not row.startswith("v3")) or row == SHIPPED_DEFAULT:
+            continue
+        g, (lo, hi) = PTab.pooled(cells, SHIPPED_DEFAULT, row)
+        wins = [c for c in cells if PTab.pooled({c: cells[c]}, SHIPPED_DEFAULT, row)[1][0] > 1]
+        print(f"| {row} | {g:.3f} [{lo:.3f}, {hi:.3f}] | {', '.join(wins) or 'none'} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidate", help="a pretrained_train.py --out folder to score")
+    parser.add_argument(
+        "--shipped-default", action="store_true", help="v4 at its new default rate, on v4's cells"
+    )
     args = parser.parse_args()
     if args.candidate:
         return candidate(args.candidate)
+    if args.shipped_default:
+        return shipped_default()
     fams = families()
     seed_list, schedule = seeds()
     names = [f"{p} seed {s}" for p, s, _ in seed_list]

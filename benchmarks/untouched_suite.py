@@ -60,10 +60,10 @@ Protocol, fixed (and committed) before any number of it was computed:
   of the mean test loss over its value at 1x (the stored rows).
 
 - Added after the fourth suite (`fourth_suite.py`) adopted a new default base rate for v4
-  (0.707x its meta-training rate): v4 at that default, on the same tasks, so the shipped default
-  has a row here too. It decides nothing; the idea of a lower rate came in part from this
-  suite's sensitivity rows, so this row is not a clean held-out estimate (the fourth suite's
-  decision is).
+  (0.707x its meta-training rate): v4 at that default, and at 0.3x and 3x of it, on the same
+  tasks, so the shipped default has rows here too. They decide nothing; the idea of a lower rate
+  came in part from this suite's sensitivity rows, so they are not a clean held-out estimate
+  (the fourth suite's decision is).
 
 Run:  python benchmarks/untouched_suite.py           (~12 min on 2 cores; cells already in the
                                                       results file are kept, rows added since
@@ -189,10 +189,23 @@ CELLS = [(f, 1) for f in ("friedman2", "friedman3", "circles", "quantiles", "noi
 SHIPPED_DEFAULT = "v4 at its shipped default rate (0.707x, since the fourth suite)"
 
 
+def at_rate_rows(name, horizon, base_lr):
+    """{name: v4 at `base_lr`, and at 0.3x and 3x of it (its sensitivity)}."""
+    rows = {}
+    for scale, suffix in (
+        (1.0, ""),
+        (0.3, " at 0.3x its base rate"),
+        (3.0, " at 3x its base rate"),
+    ):
+        schedule, params = lj.pretrained_schedule(horizon, base_lr=base_lr * scale)
+        rows[name + suffix] = lj.learned_schedule(T.INNER, schedule, params)
+    return rows
+
+
 def shipped_default_row(horizon):
-    """v4 at the default base rate the fourth suite's ship rule adopted (added after that
-    decision, to the third suite's cells already computed)."""
-    return {SHIPPED_DEFAULT: lj.learned_schedule(T.INNER, *lj.pretrained_schedule(horizon))}
+    """v4 at the default base rate the fourth suite's ship rule adopted, and at 0.3x and 3x of
+    it (added after that decision, to the third suite's cells already computed)."""
+    return at_rate_rows(SHIPPED_DEFAULT, horizon, lj.pretrained_info()["base_lr"])
 
 
 THIRD = Suite(
@@ -316,17 +329,24 @@ def report(suite, out):
             txt.append(f"{loss:.4f}{acc_txt}")
         settings = "; ".join(f"{k.split()[0]} {t['best']}" for k, t in v["tuning"].items())
         print(f"| {cell} | " + " | ".join(txt) + f" | {settings} |")
-    print("\nv4's base-rate sensitivity: mean test loss at 0.3x and 3x over that at 1x\n")
+    for subject in (V4, default):
+        if f"{subject} at 3x its base rate" in summary:
+            sensitivity_table(cells, subject)
+    return summary
+
+
+def sensitivity_table(cells, subject):
+    """Prints `subject`'s mean test loss at 0.3x and 3x its base rate over that at 1x, per cell."""
+    print(f"\n{subject}: base-rate sensitivity, mean test loss at 0.3x and 3x over that at 1x\n")
     print("| cell | 0.3x | 3x | largest change |")
     print("| --- | --- | --- | --- |")
     for cell, v in cells.items():
-        one = np.mean(v["per_task_test_loss"][V4])
+        one = np.mean(v["per_task_test_loss"][subject])
         lo, hi = (
-            np.mean(v["per_task_test_loss"][f"{V4} at {s} its base rate"]) / one
+            np.mean(v["per_task_test_loss"][f"{subject} at {s} its base rate"]) / one
             for s in ("0.3x", "3x")
         )
         print(f"| {cell} | {lo:.3f} | {hi:.3f} | {100 * max(abs(lo - 1), abs(hi - 1)):.0f} % |")
-    return summary
 
 
 STEPS_ROWS = (V4, *PTab.STEPS_BASELINES)
