@@ -208,16 +208,20 @@ def decision(out):
 FOURTH = U.Suite(families, CELLS, 21, 22, OUT, candidate_rows)
 
 
+def print_calibration():
+    c = calibrate()
+    print(
+        "calibration scores (mean log test loss): "
+        + ", ".join(f"{k}x {v:.4f}" for k, v in c["scores"].items())
+    )
+    print(f"best {c['best']:.4g}x ({c['where']})")
+    return c
+
+
 def main():
-    if "--calibrate" in sys.argv:
-        c = calibrate()
-        print(
-            "calibration scores (mean log test loss): "
-            + ", ".join(f"{k}x {v:.4f}" for k, v in c["scores"].items())
-        )
-        print(f"best {c['best']:.4g}x ({c['where']})")
-        return
-    U.main(FOURTH, __doc__)
+    calibration = ("--calibrate", "the candidate's rate (cached)", print_calibration)
+    if U.main(FOURTH, __doc__, [calibration]) is not None:
+        return  # a step that is not the suite's run
     out = json.load(open(OUT))
     if len(out["cells"]) == len(CELLS):
         out["decision"] = decision(out)

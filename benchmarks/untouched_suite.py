@@ -219,14 +219,13 @@ THIRD = Suite(
 
 
 def add_rows(family, horizon, heldout, cell, rows, name):
-    """Adds the `rows` a stored `cell` lacks ({name: transformation}), after checking that v4
-    recomputed here reproduces its stored losses (the same tasks)."""
+    """Adds the `rows` a stored `cell` lacks ({name: transformation}), after
+    `PTab.check_v4_reproduces` (the same tasks)."""
     losses = cell["per_task_test_loss"]
     missing = {k: v for k, v in rows.items() if k not in losses}
     if not missing:
         return False
-    v4 = P.final_metrics(family, PTab.pretrained(horizon), heldout, horizon).test_loss
-    PTab.require_same_tasks(v4, losses[V4], f"{name}: v4 does not reproduce its stored losses")
+    PTab.check_v4_reproduces(family, horizon, heldout, losses[V4], name)
     for k, tx in missing.items():
         m = P.final_metrics(family, tx, heldout, horizon)
         losses[k] = m.test_loss.tolist()
@@ -415,9 +414,12 @@ def sensitivity(suite, out):
     return out
 
 
-def main(suite=THIRD, description=__doc__):
+def main(suite=THIRD, description=__doc__, extra_flags=()):
+    """The command line; `extra_flags`: (flag, help, function) of a suite's own steps."""
     parser = argparse.ArgumentParser(description=description.splitlines()[0])
     parser.add_argument("--report", action="store_true", help="only the tables, from the file")
+    for flag, text, _ in extra_flags:
+        parser.add_argument(flag, action="store_true", help=text)
     parser.add_argument(
         "--steps-to-target", action="store_true", help="steps to a target loss (after the run)"
     )
@@ -425,6 +427,9 @@ def main(suite=THIRD, description=__doc__):
         "--sensitivity", action="store_true", help="the default-rate rows at 0.3x and 3x"
     )
     args = parser.parse_args()
+    for flag, _, function in extra_flags:
+        if getattr(args, flag.lstrip("-").replace("-", "_")):
+            return function()
     if args.steps_to_target:
         return steps_to_target(suite, json.load(open(suite.out)))
     if args.sensitivity:
