@@ -603,3 +603,92 @@ def test_tune_on_several_families_averages_their_scores():
     for point, score in both.scores.items():
         np.testing.assert_allclose(score, (a.scores[point] + b.scores[point]) / 2, rtol=1e-9)
     assert both.inner_steps == a.inner_steps + b.inner_steps
+
+
+def test_meta_train_on_a_mixture_of_horizons_tells_each_family_its_own():
+    """One family at horizons 4 and 8: each slot group runs (and its schedule reads) its own
+    horizon, in truncations of their gcd, and validation scores each horizon."""
+    schedule = LSTMSchedule(base_lr=0.05, progress_features=True, horizon=4)
+    mp = {"schedule": schedule_params(schedule, seed=3)}  # the rate depends on the progress
+    held_out = meta.quadratic_family(dim=6, max_condition=50.0, scale_range=(0.3, 3.0))
+    keys = jax.random.split(jax.random.key(52), 3)
+    key = jax.random.key(12)
+    result = meta.meta_train(
+        [QUAD, QUAD],
+        schedule,
+        SGD,
+        key=key,
+        num_meta_steps=2,
+        horizon=[4, 8],
+        num_tasks=2,
+        meta_optimizer=optax.sgd(0.0),
+        meta_params=mp,
+        validation_keys=keys,
+        validation_families=[held_out],
+        validate_every=10,
+    )
+    _, _, _, k_tasks, _ = jax.random.split(key, 5)
+    for j, h in enumerate((4, 8)):
+        told = schedule.clone(horizon=h)
+        slots = meta.init_slots(
+            QUAD,
+            told,
+            SGD,
+            mp,
+            k_tasks if j == 0 else jax.random.fold_in(k_tasks, j),
+            num_tasks=2,
+            horizon=h,
+            unroll_length=4,
+        )
+        loss, _, _ = meta.meta_gradient(mp, slots, QUAD, told, SGD, 4)
+        np.testing.assert_allclose(result.history[j], loss, rtol=1e-5)
+    # Told 8, not the schedule's 4: the second family's loss differs from the untold one.
+    slots = meta.init_slots(
+        QUAD,
+        schedule,
+        SGD,
+        mp,
+        jax.random.fold_in(k_tasks, 1),
+        num_tasks=2,
+        horizon=8,
+        unroll_length=4,
+    )
+    assert abs(meta.meta_gradient(mp, slots, QUAD, schedule, SGD, 4)[0] - result.history[1]) > 1e-4
+    want = np.mean(
+        [_mean_truncation_loss(held_out, schedule.clone(horizon=h), mp, keys, h) for h in (4, 8)]
+    )
+    np.testing.assert_allclose(result.validation[0, 1], want, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("horizon", "unroll_length", "error", "match"),
+    [
+        (
+            [4],
+            None,
+            ValueError,
+            r"horizon must be an int or one per family \(2\), got horizon=\[4\]",
+        ),
+        ([4, 0], None, ValueError, r"every horizon must be >= 1, got horizon=\[4, 0\]"),
+        ([4, 2.5], None, TypeError, r"horizon must be an int or ints, got horizon=\[4, 2.5\]"),
+        (
+            [4, 6],
+            4,
+            ValueError,
+            r"unroll_length must be >= 1 and divide every horizon, got unroll_length=4, "
+            r"horizon=\[4, 6\]",
+        ),
+        (4, 1.5, TypeError, "unroll_length must be an int, got unroll_length=1.5"),
+    ],
+)
+def test_meta_train_rejects_bad_horizons(horizon, unroll_length, error, match):
+    with pytest.raises(error, match=f"^meta_train: {match}"):
+        meta.meta_train(
+            [QUAD, QUAD],
+            LSTMSchedule(base_lr=0.1),
+            SGD,
+            key=jax.random.key(0),
+            num_meta_steps=1,
+            horizon=horizon,
+            unroll_length=unroll_length,
+        )

@@ -18,6 +18,7 @@ meta-gradient is clipped before the meta-optimizer step.
 
 """
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -72,6 +73,22 @@ def _check_meta_loss(value: float, where: str) -> None:
             "meta-objectives are log-ratios of losses, see `Task`): shift the loss by a lower "
             "bound (e.g. loss - bound)"
         )
+
+
+def _horizons(horizon: int | Sequence[int], num_families: int) -> list[int]:
+    """One positive int horizon per family, from one for all or a sequence of them."""
+    many = isinstance(horizon, Sequence) and not isinstance(horizon, str)
+    horizons = list(horizon) if many else [horizon] * num_families
+    if len(horizons) != num_families:
+        raise ValueError(
+            f"meta_train: horizon must be an int or one per family ({num_families}), got {horizon=}"
+        )
+    for h in horizons:
+        if not isinstance(h, int) or isinstance(h, bool):
+            raise TypeError(f"meta_train: horizon must be an int or ints, got {horizon=}")
+        if h < 1:
+            raise ValueError(f"meta_train: every horizon must be >= 1, got {horizon=}")
+    return horizons
 
 
 class _InnerLoop(NamedTuple):
@@ -217,7 +234,7 @@ def meta_train(
     *,
     key: jax.Array,
     num_meta_steps: int,
-    horizon: int,
+    horizon: int | Sequence[int],
     unroll_length: int | None = None,
     num_tasks: int = 8,
     meta_optimizer: optax.GradientTransformation | None = None,
@@ -249,8 +266,13 @@ def meta_train(
         optimizers pass ``eps_root > 0``, the gradient of sqrt at 0 being infinite).
       key: PRNG key (tasks, offsets, schedule init).
       num_meta_steps: meta-optimizer steps (fewer if `time_budget_s` runs out first).
-      horizon: inner steps per task before it is replaced by a fresh one.
-      unroll_length: steps per truncation (a divisor of `horizon`; default: the whole horizon).
+      horizon: inner steps per task before it is replaced by a fresh one; or one per family
+        of a mixture (a mixture of horizons: pass a family twice to train it at two). With
+        several horizons, a schedule that reads its progress (``schedule.horizon`` set) is told
+        each family's own (``schedule.clone(horizon=h)``), and validation runs each validation
+        family at each distinct horizon.
+      unroll_length: steps per truncation, a divisor of every horizon (default: their greatest
+        common divisor, the whole horizon when there is one).
       num_tasks: task slots trained in parallel (vmapped) per meta step.
       meta_optimizer: default ``optax.adam(1e-3)``; gradients are clipped by value to
         `meta_clip` before it.
@@ -289,12 +311,14 @@ def meta_train(
       A `MetaTrainResult`.
     """
     check_objective(objective, "meta_train")
-    unroll_length = horizon if unroll_length is None else unroll_length
-    if not (isinstance(horizon, int) and isinstance(unroll_length, int)):
-        raise TypeError(f"meta_train: horizon and unroll_length must be ints, got {horizon=}")
-    if unroll_length < 1 or horizon % unroll_length:
+    families = checks.family_list("meta_train", family)
+    horizons = _horizons(horizon, len(families))
+    unroll_length = math.gcd(*horizons) if unroll_length is None else unroll_length
+    if not isinstance(unroll_length, int) or isinstance(unroll_length, bool):
+        raise TypeError(f"meta_train: unroll_length must be an int, got {unroll_length=}")
+    if unroll_length < 1 or any(h % unroll_length for h in horizons):
         raise ValueError(
-            "meta_train: unroll_length must be >= 1 and divide horizon, got "
+            "meta_train: unroll_length must be >= 1 and divide every horizon, got "
             f"{unroll_length=}, {horizon=}"
         )
     if not num_tasks >= 1:
@@ -304,7 +328,6 @@ def meta_train(
     validate_every = checks.integer("meta_train", "validate_every", validate_every, 1)
     if not 0.0 <= hide_horizon <= 1.0:
         raise ValueError(f"meta_train: hide_horizon must be in [0, 1], got {hide_horizon=}")
-    families = checks.family_list("meta_train", family)
     if learn_init and len(families) > 1:
         raise ValueError(
             "meta_train: learn_init needs one family (a mixture's params differ in structure)"
@@ -336,35 +359,48 @@ def meta_train(
     meta_opt_state = meta_opt.init(meta_params)
     shard = _TaskSharding(mesh, task_axis, num_tasks)
     meta_params, meta_opt_state = shard.replicate((meta_params, meta_opt_state))
+    # Told its own horizon where there are several (one horizon: the schedule as given).
+    told = (
+        (lambda h: schedule)
+        if len(set(horizons)) == 1 or schedule.horizon is None
+        else (lambda h: schedule.clone(horizon=h))
+    )
     loops = [
-        _InnerLoop(f, schedule, inner, unroll_length, objective, remat, first_order, hide_horizon)
-        for f in families
+        _InnerLoop(f, told(h), inner, unroll_length, objective, remat, first_order, hide_horizon)
+        for f, h in zip(families, horizons, strict=True)
     ]
-    meta_steps = [_meta_step(loop, meta_opt, horizon, num_tasks, shard) for loop in loops]
+    meta_steps = [
+        _meta_step(loop, meta_opt, h, num_tasks, shard)
+        for loop, h in zip(loops, horizons, strict=True)
+    ]
 
     all_states = []
-    for j, f in enumerate(families):
+    for j, (loop, h) in enumerate(zip(loops, horizons, strict=True)):
         states = init_slots(
-            f,
-            schedule,
+            loop.family,
+            loop.schedule,
             inner,
             meta_params,
             # One family keeps the key it always had (results reproduce across versions).
             k_tasks if j == 0 else jax.random.fold_in(k_tasks, j),
             num_tasks=num_tasks,
-            horizon=horizon,
+            horizon=h,
             unroll_length=unroll_length,
             random_offsets=random_offsets,
             hide_horizon=hide_horizon,
         )
-        _check_initial_losses(f, states, meta_params.get("init"))
+        _check_initial_losses(loop.family, states, meta_params.get("init"))
         all_states.append(shard.place(states))
 
     stopping = None
     if validation_keys is not None:
-        validation_loops = [lp._replace(num_steps=horizon) for lp in loops]
+        validation_loops = [lp._replace(num_steps=h) for lp, h in zip(loops, horizons, strict=True)]
         if validation_families is not None:
-            validation_loops = [validation_loops[0]._replace(family=f) for f in validation_families]
+            validation_loops = [
+                loops[0]._replace(family=f, schedule=told(h), num_steps=h)
+                for h in dict.fromkeys(horizons)  # each distinct horizon, in order
+                for f in validation_families
+            ]
         stopping = _EarlyStopping(validation_loops, validation_keys)
         stopping.validate(0, meta_params)
     history, grad_norms = [], []
