@@ -57,6 +57,19 @@ Protocol, fixed before any held-out table was computed:
   folder's `ship_seeds.json` keeps the pick among the three seeds the rule was applied to).
   Seeds 3 and 4 were trained after that decision, for the tables' seed-spread rows only.
 
+- A mixture of horizons (`--wider --horizon-mix 1,5`, `results/pretrained_horizon_mix`; a pilot,
+  fixed on 2026-12-06 before its run). On the third and fourth suites v4 was better than v3 at
+  5x H and worse at H: each was meta-trained at one horizon. Here every family of v4's wider
+  mixture is trained both at H (whole 200-step unrolls) and at 5H (1000 steps in truncations of
+  H), as ten round-robin slot groups (`meta_train(horizon=[...])`, each group's schedule told its
+  own horizon, hidden from half the tasks as before); validation on `VALIDATION_FAMILIES` runs
+  each family at H and at 5H. v4's base rate, keys, 1200 meta-steps (so 120 per family and
+  horizon, half v4's per family), 3 seeds; the pick by the same rule. Ship rule: the pick's
+  default rate is calibrated as v4's was (`fourth_suite.py`'s grid and score on the validation
+  families); at that rate it replaces the shipped default (v4 at 0.0113) as v5 only if its paired
+  test-loss ratio to it on `fifth_suite.py`'s suite (fixed before that suite is run) has its 95 %
+  interval wholly below 1. Otherwise it is reported as a pilot.
+
 Run:  python benchmarks/pretrained_train.py                       (5 seeds, ~20 min on 2 cores)
       python benchmarks/pretrained_train.py --alignment --seeds 0,1,2 \
           --out benchmarks/results/pretrained_alignment   (the alignment-feature candidate)
@@ -75,6 +88,9 @@ Run:  python benchmarks/pretrained_train.py                       (5 seeds, ~20 
           --meta-steps 1200 --validation-tasks 32 --validate-every 60 --validation-families \
           --out benchmarks/results/pretrained_wider_5x     (a pilot: v3 meta-trained at 5H;
                                           then --seeds 3,4 into the same folder)
+      python benchmarks/pretrained_train.py --wider --horizon-mix 1,5 --seeds 0,1,2 \
+          --meta-steps 1200 --validation-tasks 32 --validate-every 60 --validation-families \
+          --out benchmarks/results/pretrained_horizon_mix   (a pilot: H and 5H mixed)
       python benchmarks/pretrained_train.py --seeds 0 --meta-steps 6   (a pilot)
       python benchmarks/pretrained_train.py --ship \
           --out benchmarks/results/pretrained_heldout_selection   (shipped v2: the rule's seed)
@@ -252,6 +268,11 @@ def main():
         help="meta-train each task for this many times H, in truncations of H",
     )
     parser.add_argument(
+        "--horizon-mix",
+        help="multiples of H, e.g. 1,5: every family meta-trained at each (one slot group per "
+        "family and horizon, in truncations of H); not with --horizon-mult",
+    )
+    parser.add_argument(
         "--alignment",
         action="store_true",
         help="a schedule with alignment features (a candidate, not the shipped one)",
@@ -274,17 +295,22 @@ def main():
         base["wall_s"] = time.perf_counter() - t0
         json.dump(base, open(base_path, "w"), indent=1)
     print(f"base rate {base['base_lr']:.3g} ({base['where']})", flush=True)
-    horizon = H * args.horizon_mult
+    if args.horizon_mix and args.horizon_mult != 1:
+        parser.error("--horizon-mix and --horizon-mult exclude each other")
+    mults = [int(m) for m in args.horizon_mix.split(",")] if args.horizon_mix else []
+    horizon = H * (max(mults) if mults else args.horizon_mult)
+    # One slot group per family and horizon (families repeated, each freshly rate-scaled).
+    horizons = [H * m for m in mults for _ in mixture(scaled=False, wider=args.wider)]
     schedule = schedule_for(base["base_lr"], args.alignment, horizon)
     for seed in (int(s) for s in args.seeds.split(",")):
         t0 = time.perf_counter()
         result = meta.meta_train(
-            mixture(wider=args.wider),
+            [f for _ in mults for f in mixture(wider=args.wider)] or mixture(wider=args.wider),
             schedule,
             INNER,
             key=jax.random.key(META_ROOT + seed),
             num_meta_steps=args.meta_steps,
-            horizon=horizon,
+            horizon=horizons or horizon,
             unroll_length=H,
             num_tasks=NUM_TASKS,
             meta_optimizer=optax.adam(META_LR),
@@ -306,6 +332,7 @@ def main():
             "seed": seed,
             "base_lr": schedule.base_lr,
             "horizon": horizon,
+            "horizon_mix": horizons or None,
             "unroll_length": H,
             "hidden_size": schedule.hidden_size,
             "progress_features": True,
