@@ -141,18 +141,17 @@ def log_score(losses):
     return float(np.mean(np.log(losses))) if np.all(np.isfinite(losses)) else math.inf
 
 
-def calibrate():
-    """The calibration above: {"scores": {m: score}, "best": m, "where": ...} (cached)."""
-    if os.path.exists(CALIBRATION):
-        return json.load(open(CALIBRATION))
-    fams = [make() for make in T.VALIDATION_FAMILIES.values()]
+def calibrate(path=CALIBRATION, make=lambda horizon, m: PTab.pretrained(horizon, scale=m)):
+    """The calibration above of `make(horizon, m)` (default: v4 at m x 0.016), cached in `path`:
+    {"scores": {m: score}, "best": m, "where": ...}."""
+    if os.path.exists(path):
+        return json.load(open(path))
+    fams = [family() for family in T.VALIDATION_FAMILIES.values()]
     keys = meta.task_keys(T.VALID_ROOT, CALIBRATION_TASKS)
     per = {}
     for m in MULTIPLES:
         per[m] = [
-            log_score(
-                P.final_metrics(f, PTab.pretrained(T.H * mult, scale=m), keys, T.H * mult).test_loss
-            )
+            log_score(P.final_metrics(f, make(T.H * mult, m), keys, T.H * mult).test_loss)
             for mult in (1, 5)
             for f in fams
         ]
@@ -168,7 +167,7 @@ def calibrate():
         "best": best,
         "where": where,
     }
-    json.dump(out, open(CALIBRATION, "w"), indent=1)
+    json.dump(out, open(path, "w"), indent=1)
     return out
 
 
@@ -208,8 +207,8 @@ def decision(out):
 FOURTH = U.Suite(families, CELLS, 21, 22, OUT, candidate_rows)
 
 
-def print_calibration():
-    c = calibrate()
+def print_calibration(c=None):
+    c = calibrate() if c is None else c
     print(
         "calibration scores (mean log test loss): "
         + ", ".join(f"{k}x {v:.4f}" for k, v in c["scores"].items())
