@@ -53,12 +53,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 import fourth_suite as F
-import pretrained_tables as PTab
 import pretrained_train as T
 import untouched_suite as U
 
 import lookahead_jax as lj
-from lookahead_jax import meta
 
 HERE = os.path.dirname(__file__)
 OUT = os.path.join(HERE, "results", "fifth_suite.json")
@@ -71,27 +69,7 @@ CELLS += [("two spirals", 5), ("sinc", 5)]
 def families():
     from sklearn import datasets
 
-    def regression(x, y, hidden, activation, num_train, batch_size):
-        return meta.data_regression_family(
-            T.standardise(x),
-            T.standardise(y),
-            hidden=hidden,
-            num_train=num_train,
-            batch_size=batch_size,
-            activation=activation,
-        )
-
-    def classification(x, y, hidden, activation, num_train, batch_size):
-        return meta.classification_family(
-            T.standardise(x),
-            y.astype(np.int32),
-            int(y.max()) + 1,
-            hidden=hidden,
-            num_train=num_train,
-            batch_size=batch_size,
-            activation=activation,
-        )
-
+    regression, classification = U.regression, U.classification
     relu, tanh = jax.nn.relu, jax.numpy.tanh
     x, y = datasets.make_regression(
         n_samples=800,
@@ -161,16 +139,8 @@ def rows(horizon):
 
 
 def decision(out):
-    """Prints the candidate against the shipped default and the ship rule's verdict."""
-    cand, cells = candidate_name(), out["cells"]
-    g, (lo, hi) = PTab.pooled(cells, cand, U.SHIPPED_DEFAULT)
-    print(f"\n{cand} / the shipped default: {g:.3f} [{lo:.3f}, {hi:.3f}] over {len(cells)} cells")
-    for cell in cells:
-        cg, (clo, chi) = PTab.pooled({cell: cells[cell]}, cand, U.SHIPPED_DEFAULT)
-        print(f"  {cell}: {cg:.3f} [{clo:.3f}, {chi:.3f}]")
-    ship = hi < 1.0
-    print(f"ship rule (interval wholly below 1): {'met, ship as v5' if ship else 'not met'}")
-    return {"candidate": cand, "geomean": g, "ci": [lo, hi], "ship": ship}
+    """The candidate against the shipped default, and the ship rule's verdict."""
+    return U.decide(out["cells"], candidate_name(), U.SHIPPED_DEFAULT)
 
 
 FIFTH = U.Suite(families, CELLS, 31, 32, OUT, rows)

@@ -88,27 +88,7 @@ CELLS += [("swiss roll", 5), ("blobs 8-class", 5)]
 def families():
     from sklearn import datasets
 
-    def regression(x, y, hidden, activation, num_train, batch_size):
-        return meta.data_regression_family(
-            T.standardise(x),
-            T.standardise(y),
-            hidden=hidden,
-            num_train=num_train,
-            batch_size=batch_size,
-            activation=activation,
-        )
-
-    def classification(x, y, hidden, activation, num_train, batch_size):
-        return meta.classification_family(
-            T.standardise(x),
-            y.astype(np.int32),
-            int(y.max()) + 1,
-            hidden=hidden,
-            num_train=num_train,
-            batch_size=batch_size,
-            activation=activation,
-        )
-
+    regression, classification = U.regression, U.classification
     relu, tanh = jax.nn.relu, jax.numpy.tanh
     x, t = datasets.make_swiss_roll(n_samples=1000, noise=1.0, random_state=0)
     out = {"swiss roll": regression(x, t, (64,), tanh, 200, 32)}
@@ -192,16 +172,7 @@ def decision(out):
     if m == 1.0:
         print("\nThe calibration chose 1x: no candidate.")
         return None
-    cand = candidate_name(m)
-    cells = out["cells"]
-    g, (lo, hi) = PTab.pooled(cells, cand, U.V4)
-    print(f"\n{cand} / v4: {g:.3f} [{lo:.3f}, {hi:.3f}] over the {len(cells)} cells")
-    for cell in cells:
-        cg, (clo, chi) = PTab.pooled({cell: cells[cell]}, cand, U.V4)
-        print(f"  {cell}: {cg:.3f} [{clo:.3f}, {chi:.3f}]")
-    ship = hi < 1.0
-    print(f"ship rule (interval wholly below 1): {'met, ship' if ship else 'not met, keep v4'}")
-    return {"candidate": cand, "geomean": g, "ci": [lo, hi], "ship": ship}
+    return U.decide(out["cells"], candidate_name(m), U.V4)
 
 
 FOURTH = U.Suite(families, CELLS, 21, 22, OUT, candidate_rows)

@@ -104,35 +104,52 @@ EARLIER = {
 }
 
 
+def regression(x, y, hidden, activation, num_train, batch_size):
+    """A suite's regression family: `meta.data_regression_family` of standardised x and y."""
+    return meta.data_regression_family(
+        T.standardise(x),
+        T.standardise(y),
+        hidden=hidden,
+        num_train=num_train,
+        batch_size=batch_size,
+        activation=activation,
+    )
+
+
+def classification(x, y, hidden, activation, num_train, batch_size):
+    """A suite's classification family: `meta.classification_family` of standardised x."""
+    return meta.classification_family(
+        T.standardise(x),
+        y.astype(np.int32),
+        int(y.max()) + 1,
+        hidden=hidden,
+        num_train=num_train,
+        batch_size=batch_size,
+        activation=activation,
+    )
+
+
+def decide(cells, candidate, reference):
+    """Prints `candidate` / `reference` (pooled over the cells, and per cell) and whether a ship
+    rule's interval lies wholly below 1; returns that record."""
+    g, (lo, hi) = PTab.pooled(cells, candidate, reference)
+    print(f"\n{candidate} / {reference}: {g:.3f} [{lo:.3f}, {hi:.3f}] over {len(cells)} cells")
+    for cell in cells:
+        cg, (clo, chi) = PTab.pooled({cell: cells[cell]}, candidate, reference)
+        print(f"  {cell}: {cg:.3f} [{clo:.3f}, {chi:.3f}]")
+    ship = hi < 1.0
+    print(f"ship rule (interval wholly below 1): {'met, ship' if ship else 'not met'}")
+    return {"candidate": candidate, "geomean": g, "ci": [lo, hi], "ship": ship}
+
+
 def families():
     from sklearn import datasets
 
-    def regression(x, y, hidden, activation):
-        return meta.data_regression_family(
-            T.standardise(x),
-            T.standardise(y),
-            hidden=hidden,
-            num_train=200,
-            batch_size=32,
-            activation=activation,
-        )
-
-    def classification(x, y, hidden, activation, num_train, batch_size):
-        return meta.classification_family(
-            T.standardise(x),
-            y.astype(np.int32),
-            int(y.max()) + 1,
-            hidden=hidden,
-            num_train=num_train,
-            batch_size=batch_size,
-            activation=activation,
-        )
-
     relu, tanh = jax.nn.relu, jax.numpy.tanh
     x, y = datasets.make_friedman2(n_samples=1000, noise=190.0, random_state=0)
-    out = {"friedman2": regression(x, y, (64,), tanh)}
+    out = {"friedman2": regression(x, y, (64,), tanh, 200, 32)}
     x, y = datasets.make_friedman3(n_samples=1000, noise=0.17, random_state=0)
-    out["friedman3"] = regression(x, y, (32, 32), relu)
+    out["friedman3"] = regression(x, y, (32, 32), relu, 200, 32)
     x, y = datasets.make_circles(n_samples=600, noise=0.15, factor=0.5, random_state=0)
     out["circles"] = classification(x, y, (32, 32), relu, 100, 16)
     x, y = datasets.make_gaussian_quantiles(
