@@ -72,7 +72,6 @@ import pretrained_tables as PTab
 import pretrained_train as T
 import untouched_suite as U
 
-import lookahead_jax as lj
 from lookahead_jax import meta
 from lookahead_jax.meta import protocol as P
 
@@ -157,13 +156,12 @@ def candidate_name(m):
 
 def candidate_rows(horizon):
     """The candidate's row ({} if the calibration chose m = 1), then (added after the decision)
-    the candidate at 0.3x and 3x its rate: the shipped default's sensitivity."""
+    the candidate at 0.3x and 3x its rate (the shipped default's sensitivity), and v5."""
     m = calibrate()["best"]
     if m == 1.0:
         return {}
-    rows = {candidate_name(m): PTab.pretrained(horizon, scale=m)}
-    base = lj.pretrained_info()["meta_trained_base_lr"] * m
-    return rows | dict(list(U.at_rate_rows(candidate_name(m), horizon, base).items())[1:])
+    rows = U.at_rate_rows(candidate_name(m), lambda s: PTab.v4_schedule(horizon, m * s))
+    return rows | U.v5_rows(horizon)  # v5 added after the fifth suite shipped it
 
 
 def decision(out):

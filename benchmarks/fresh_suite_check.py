@@ -57,6 +57,7 @@ Run:  python benchmarks/fresh_suite_check.py          (~30 min on 2 cores)
       python benchmarks/fresh_suite_check.py --candidate benchmarks/results/pretrained_wider
       python benchmarks/fresh_suite_check.py --candidate benchmarks/results/pretrained_wider_5x
       python benchmarks/fresh_suite_check.py --shipped-default
+      python benchmarks/fresh_suite_check.py --v5     (added after the fifth suite shipped v5)
 """
 
 import argparse
@@ -232,34 +233,42 @@ def candidate(folder):
 
 
 SHIPPED_DEFAULT = "shipped default (0.707x)"
+# Rows added to v4's cells after a decision elsewhere: flag -> (row, horizon -> (schedule, params)).
+EXTRA = {
+    "shipped_default": (
+        SHIPPED_DEFAULT,
+        lambda horizon: PTab.v4_schedule(horizon, PTab.V4_DEFAULT_SCALE),
+    ),
+    "v5": ("v5 (shipped)", lambda horizon: lj.pretrained_schedule(horizon)),
+}
 
 
-def shipped_default():
-    """v4 at the default rate `fourth_suite.py` adopted, on v4's stored cells (into its
-    fresh_suite.json) after `PTab.check_v4_reproduces`; then its ratio to every stored row but
-    the seeds."""
-    path = os.path.join(T.SHIPPED_SEEDS, "fresh_suite.json")
+def extra_row(which):
+    """`EXTRA[which]` on v4's stored cells (into its fresh_suite.json) after
+    `PTab.check_v4_reproduces`; then its ratio to every stored row but the seeds."""
+    label, schedule_at = EXTRA[which]
+    path = os.path.join(T.V4_SEEDS, "fresh_suite.json")
     out = json.load(open(path))
     fams = families()
     keys = meta.task_keys(HELDOUT_ROOT, NUM_TASKS)
-    v4 = f"shipped ({os.path.basename(T.SHIPPED_SEEDS)})"
+    v4 = f"shipped ({os.path.basename(T.V4_SEEDS)})"
     for fam, mult in CELLS:
         name, horizon = f"{fam} @ {mult}x", T.H * mult
         losses = out["cells"][name]["per_task_test_loss"]
-        if SHIPPED_DEFAULT in losses:
+        if label in losses:
             continue
         drift = PTab.check_v4_reproduces(fams[fam], horizon, keys, losses[v4], name)
-        tx = lj.learned_schedule(T.INNER, *lj.pretrained_schedule(horizon))
-        losses[SHIPPED_DEFAULT] = P.final_metrics(fams[fam], tx, keys, horizon).test_loss.tolist()
+        tx = lj.learned_schedule(T.INNER, *schedule_at(horizon))
+        losses[label] = P.final_metrics(fams[fam], tx, keys, horizon).test_loss.tolist()
         print(f"{name}: done (v4 at 0.016: largest drift {drift:.2g})", flush=True)
         json.dump(out, open(path, "w"))
     cells = out["cells"]
-    print(f"\n{SHIPPED_DEFAULT} / each row [bootstrap 95 %] and the cells the row wins\n")
+    print(f"\n{label} / each row [bootstrap 95 %] and the cells the row wins\n")
     for row in cells[name]["per_task_test_loss"]:
-        if ("seed" in row and not row.startswith("v3")) or row == SHIPPED_DEFAULT:
+        if ("seed" in row and not row.startswith("v3")) or row == label:
             continue
-        g, (lo, hi) = PTab.pooled(cells, SHIPPED_DEFAULT, row)
-        wins = [c for c in cells if PTab.pooled({c: cells[c]}, SHIPPED_DEFAULT, row)[1][0] > 1]
+        g, (lo, hi) = PTab.pooled(cells, label, row)
+        wins = [c for c in cells if PTab.pooled({c: cells[c]}, label, row)[1][0] > 1]
         print(f"| {row} | {g:.3f} [{lo:.3f}, {hi:.3f}] | {', '.join(wins) or 'none'} |")
 
 
@@ -269,11 +278,14 @@ def main():
     parser.add_argument(
         "--shipped-default", action="store_true", help="v4 at its new default rate, on v4's cells"
     )
+    parser.add_argument("--v5", action="store_true", help="v5 at its default rate, on v4's cells")
     args = parser.parse_args()
     if args.candidate:
         return candidate(args.candidate)
     if args.shipped_default:
-        return shipped_default()
+        return extra_row("shipped_default")
+    if args.v5:
+        return extra_row("v5")
     fams = families()
     seed_list, schedule = seeds()
     names = [f"{p} seed {s}" for p, s, _ in seed_list]

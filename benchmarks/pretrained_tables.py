@@ -55,6 +55,9 @@ Run:  python benchmarks/pretrained_tables.py --table unseen --horizons 1 --tag _
           (added after `fourth_suite.py` changed v4's default base rate to 0.707x of 0.016: the
           shipped default, horizon given and not, and at 0.3x and 3x of it, on the stored unseen
           cells' tasks; every "pretrained" row of the other tables is v4 at 0.016)
+      python benchmarks/pretrained_tables.py --table v5
+          (added after `fifth_suite.py` shipped v5: the same four rows for v5 at its default
+          rate; the tables' other "pretrained" and seed rows stay v4's)
       python benchmarks/pretrained_tables.py --report             (markdown: README)
       python benchmarks/pretrained_tables.py --table unseen --tag _1x --refresh
       python benchmarks/pretrained_tables.py --table unseen --tag _long --refresh
@@ -96,17 +99,23 @@ MAX_EXTENSIONS = 8
 
 
 def seeds():
-    """(seed, params) of each seed of the shipped protocol, and the shipped seed's number."""
-    _, params = T.load_seeds(T.SHIPPED_SEEDS, alignment=False)
-    return list(params.items()), lj.pretrained_info()["seed"]
+    """(seed, params) of each seed of v4's protocol, and v4's seed number (the tables' seed rows
+    are v4's)."""
+    _, params = T.load_seeds(T.V4_SEEDS, alignment=False)
+    return list(params.items()), T.rule_pick(T.V4_SEEDS)["seed"]
+
+
+V4_DEFAULT_SCALE = 2.0**-0.5  # v4's default rate from the fourth suite on: 0.707 x 0.016
 
 
 def v4_schedule(horizon, scale=1.0):
-    """(schedule, params) of the shipped v4 at `scale` x the rate every stored v4 row was measured
-    at: its meta-training rate, `pretrained_info()["meta_trained_base_lr"]` (0.016), the default
-    until `fourth_suite.py`'s calibrated rate (0.707x) replaced it."""
-    base = lj.pretrained_info()["meta_trained_base_lr"] * scale
-    return lj.pretrained_schedule(horizon, base_lr=base)
+    """(schedule, params) of v4 (shipped 2026-12-06 until v5; its seed, read from the folder it
+    was trained in, not from the package) at `scale` x the rate most stored v4 rows were measured
+    at: its meta-training rate 0.016 (its default until `fourth_suite.py`'s calibrated 0.707x,
+    `V4_DEFAULT_SCALE`, replaced it)."""
+    schedule, params = T.load_seeds(T.V4_SEEDS)
+    seed = T.rule_pick(T.V4_SEEDS)["seed"]
+    return schedule.clone(horizon=horizon, base_lr=schedule.base_lr * scale), params[seed]
 
 
 def pretrained(horizon, params=None, scale=1.0):
@@ -233,13 +242,31 @@ def run_wider_rows(args):
     return out
 
 
-DEFAULT = "shipped default"  # v4 at the default rate the fourth suite adopted (0.707x of 0.016)
-DEFAULT_ROWS = {  # name -> (horizon given, scale of the shipped default rate)
-    f"{DEFAULT} (horizon given)": (True, 1.0),
-    f"{DEFAULT} (horizon=None)": (False, 1.0),
-    f"{DEFAULT} at 0.3x (horizon given)": (True, 0.3),
-    f"{DEFAULT} at 3x (horizon given)": (True, 3.0),
+def _v5_at(horizon, scale):
+    """(schedule, params) of the shipped v5 at `scale` x its default rate."""
+    return lj.pretrained_schedule(horizon, base_lr=lj.pretrained_info()["base_lr"] * scale)
+
+
+# Rows added to the stored unseen cells after a decision elsewhere: table -> (row label, the
+# schedule at (horizon, scale x the row's default rate)). "shipped default" is v4 at the default
+# rate the fourth suite adopted (0.707x of 0.016); "v5" the schedule the fifth suite shipped.
+EXTRA_TABLES = {
+    "shipped_default": (
+        "shipped default",
+        lambda horizon, scale: v4_schedule(horizon, V4_DEFAULT_SCALE * scale),
+    ),
+    "v5": ("v5", _v5_at),
 }
+
+
+def extra_rows(label):
+    """{row name: (horizon given, scale of its default rate)} of an `EXTRA_TABLES` label."""
+    return {
+        f"{label} (horizon given)": (True, 1.0),
+        f"{label} (horizon=None)": (False, 1.0),
+        f"{label} at 0.3x (horizon given)": (True, 0.3),
+        f"{label} at 3x (horizon given)": (True, 3.0),
+    }
 
 
 def check_v4_reproduces(family, horizon, keys, stored, what):
@@ -253,9 +280,10 @@ def check_v4_reproduces(family, horizon, keys, stored, what):
     return float(drift.max())
 
 
-def run_shipped_default(args):
-    """`DEFAULT_ROWS` on the stored unseen cells' held-out tasks, per-task test losses, after
-    `check_v4_reproduces` in each cell."""
+def run_extra_rows(args):
+    """The rows of `EXTRA_TABLES[args.table]` on the stored unseen cells' held-out tasks,
+    per-task test losses, after `check_v4_reproduces` in each cell."""
+    label, schedule_at = EXTRA_TABLES[args.table]
     out = _load(args) or {}
     keys = meta.task_keys(PT.HELDOUT_ROOT, args.heldout)
     cells = {}
@@ -268,14 +296,12 @@ def run_shipped_default(args):
         family, horizon = PT.FAMILIES[fam_name](), H * int(m[:-1])
         want = stored["per_task_test_loss"]["pretrained (horizon given)"]
         drift = check_v4_reproduces(family, horizon, keys, want, cell)
-        default = lj.pretrained_info()["base_lr"]
         out[cell] = {"v4 at 0.016, largest relative drift": drift}
-        for name, (given, scale) in DEFAULT_ROWS.items():
-            h = horizon if given else None
-            schedule, params = lj.pretrained_schedule(h, base_lr=default * scale)
+        for name, (given, scale) in extra_rows(label).items():
+            schedule, params = schedule_at(horizon if given else None, scale)
             tx = lj.learned_schedule(INNER, schedule, params)
             out[cell][name] = P.final_metrics(family, tx, keys, horizon).test_loss.tolist()
-        print(f"  {cell}: " + ", ".join(f"{k} {np.mean(out[cell][k]):.4g}" for k in DEFAULT_ROWS))
+        print(f"  {cell}: " + ", ".join(f"{k} {np.mean(v):.4g}" for k, v in out[cell].items()))
         _save(args, out, partial=True)
     return out
 
@@ -623,11 +649,14 @@ def report():
     for cell, rows in wider.items():
         if cell in out:
             out[cell]["per_task_test_loss"] |= rows
-    default_path = os.path.join(RESULTS, "shipped_default.json")
-    default = json.load(open(default_path))["result"] if os.path.exists(default_path) else {}
-    for cell, rows in default.items():  # `--table shipped_default`
-        if cell in out:
-            out[cell]["per_task_test_loss"] |= {k: rows[k] for k in DEFAULT_ROWS}
+    labels = []  # `--table shipped_default`, `--table v5`
+    for table, (label, _) in EXTRA_TABLES.items():
+        path = os.path.join(RESULTS, f"{table}.json")
+        if os.path.exists(path):
+            labels.append(label)
+            for cell, rows in json.load(open(path))["result"].items():
+                if cell in out:
+                    out[cell]["per_task_test_loss"] |= {k: rows[k] for k in extra_rows(label)}
     if out:
         cells = list(out)
         first = out[cells[0]]
@@ -638,8 +667,8 @@ def report():
             "candidate / baseline [bootstrap 95 % CI] (< 1: the candidate is better)\n"
         )
         show = ["pretrained (horizon given)", "pretrained (horizon=None)"]
-        if default:
-            show += [f"{DEFAULT} (horizon given)", f"{DEFAULT} (horizon=None)"]
+        for label in labels:
+            show += [f"{label} (horizon given)", f"{label} (horizon=None)"]
         print("| baseline | " + " | ".join(show) + " | seeds, horizon given (range) |")
         print("| --- |" + " --- |" * (len(show) + 1))
         for b in baselines:
@@ -672,8 +701,8 @@ def report():
                     wins.setdefault(b, []).append(cell)
                 row.append(txt)
             print(f"| {cell} | " + " | ".join(row) + " |")
-        if default:
-            _report_shipped_default(out, short)
+        for label in labels:
+            _report_extra_rows(out, short, label)
         print("\nCells each baseline wins (its interval above 1):\n")
         for b in short:
             print(f"- {b}: {', '.join(wins.get(b, [])) or 'none'}")
@@ -717,10 +746,10 @@ def report():
                 )
 
 
-def _report_shipped_default(out, baselines):
-    """The shipped default (horizon given): per cell, its ratio to each baseline and its
+def _report_extra_rows(out, baselines, label):
+    """An `EXTRA_TABLES` row (horizon given): per cell, its ratio to each baseline and its
     base-rate sensitivity (mean test loss at 0.3x and 3x over that at 1x)."""
-    given = f"{DEFAULT} (horizon given)"
+    given = f"{label} (horizon given)"
     print(f"\nPer cell: {given} / baseline [95 % CI]; **bold** where the baseline wins\n")
     print("| cell | " + " | ".join(baselines) + " | 0.3x / 1x | 3x / 1x |")
     print("| --- |" + " --- |" * (len(baselines) + 2))
@@ -733,7 +762,7 @@ def _report_shipped_default(out, baselines):
         losses = v["per_task_test_loss"]
         one = np.mean(losses[given])
         for k in ("0.3x", "3x"):
-            row.append(f"{np.mean(losses[f'{DEFAULT} at {k} (horizon given)']) / one:.3f}")
+            row.append(f"{np.mean(losses[f'{label} at {k} (horizon given)']) / one:.3f}")
         print(f"| {cell} | " + " | ".join(row) + " |")
 
 
@@ -779,6 +808,7 @@ def main():
             "wider_rows",
             "steps_to_target",
             "shipped_default",
+            "v5",
         ],
     )
     parser.add_argument("--report", action="store_true")
@@ -807,7 +837,8 @@ def main():
         "rates": run_rates,
         "wider_rows": run_wider_rows,
         "steps_to_target": run_steps_to_target,
-        "shipped_default": run_shipped_default,
+        "shipped_default": run_extra_rows,
+        "v5": run_extra_rows,
     }
     if args.refresh and args.table == "unseen":
         run["unseen"] = refresh_unseen

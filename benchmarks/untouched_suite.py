@@ -59,6 +59,8 @@ Protocol, fixed (and committed) before any number of it was computed:
   optimizers, each at 0.3x and 3x its default rate, beside v4's; per cell, the largest change
   of the mean test loss over its value at 1x (the stored rows).
 
+- Added after the fifth suite (`fifth_suite.py`) shipped v5: v5 at its default rate, and at
+  0.3x and 3x of it, on the same tasks. This suite has decided nothing about v5.
 - Added after the fourth suite (`fourth_suite.py`) adopted a new default base rate for v4
   (0.707x its meta-training rate): v4 at that default, and at 0.3x and 3x of it, on the same
   tasks, so the shipped default has rows here too. They decide nothing; the idea of a lower rate
@@ -206,23 +208,35 @@ CELLS = [(f, 1) for f in ("friedman2", "friedman3", "circles", "quantiles", "noi
 SHIPPED_DEFAULT = "v4 at its shipped default rate (0.707x, since the fourth suite)"
 
 
-def at_rate_rows(name, horizon, base_lr):
-    """{name: v4 at `base_lr`, and at 0.3x and 3x of it (its sensitivity)}."""
+SENSITIVITY = (" at 0.3x its base rate", " at 3x its base rate")
+
+
+def at_rate_rows(name, schedule_at):
+    """{name: the learned schedule at 1x, and at 0.3x and 3x (its sensitivity)};
+    `schedule_at(scale)` gives (schedule, params) at `scale` x the row's base rate."""
     rows = {}
-    for scale, suffix in (
-        (1.0, ""),
-        (0.3, " at 0.3x its base rate"),
-        (3.0, " at 3x its base rate"),
-    ):
-        schedule, params = lj.pretrained_schedule(horizon, base_lr=base_lr * scale)
-        rows[name + suffix] = lj.learned_schedule(T.INNER, schedule, params)
+    for scale, suffix in zip((1.0, 0.3, 3.0), ("", *SENSITIVITY), strict=True):
+        rows[name + suffix] = lj.learned_schedule(T.INNER, *schedule_at(scale))
     return rows
+
+
+V5 = "v5 (shipped)"
+
+
+def v5_rows(horizon):
+    """The shipped v5 at its default rate, and at 0.3x and 3x of it."""
+    base = lj.pretrained_info()["base_lr"]
+    return at_rate_rows(V5, lambda s: lj.pretrained_schedule(horizon, base_lr=base * s))
 
 
 def shipped_default_row(horizon):
     """v4 at the default base rate the fourth suite's ship rule adopted, and at 0.3x and 3x of
-    it (added after that decision, to the third suite's cells already computed)."""
-    return at_rate_rows(SHIPPED_DEFAULT, horizon, lj.pretrained_info()["base_lr"])
+    it (added after that decision, to the third suite's cells already computed); then v5 (added
+    after the fifth suite shipped it)."""
+    rows = at_rate_rows(
+        SHIPPED_DEFAULT, lambda s: PTab.v4_schedule(horizon, PTab.V4_DEFAULT_SCALE * s)
+    )
+    return rows | v5_rows(horizon)
 
 
 THIRD = Suite(
@@ -320,18 +334,20 @@ def ratio_table(cells, subject):
 
 
 def report(suite, out):
-    """Prints the suite's tables; returns v4's ratio table (and, where the suite has the row of
-    v4's shipped default rate, stores that row's table in `out["summary_shipped_default"]`)."""
+    """Prints the suite's tables; returns v4's ratio table (and stores those of the suite's extra
+    learned rows, e.g. v4's shipped default rate and v5, in `out["summary_extra"]`)."""
     cells = out["cells"]
     if [f"{f} @ {m}x" for f, m in suite.cells] != list(cells):
         raise SystemExit(
             f"{suite.out}: cells {list(cells)}, expected all of {suite.cells} in order"
         )
     summary = ratio_table(cells, V4)
-    default = next(iter(suite.extra_rows(T.H)), None)
-    if default in summary:
+    extra = [k for k in suite.extra_rows(T.H) if not k.endswith(SENSITIVITY) and k in summary]
+    out.pop("summary_shipped_default", None)  # the name before v5 had a table too
+    out["summary_extra"] = {}
+    for subject in extra:
         print()
-        out["summary_shipped_default"] = ratio_table(cells, default)
+        out["summary_extra"][subject] = ratio_table(cells, subject)
     show = [V4, "warmup+cosine (target-tuned)", "warmup+linear (target-tuned)", "adam 1e-3"]
     print("\nMean test loss / test accuracy per cell (50 held-out tasks)\n")
     print("| cell | " + " | ".join(show) + " | target-tuned settings |")
@@ -345,8 +361,8 @@ def report(suite, out):
             txt.append(f"{loss:.4f}{acc_txt}")
         settings = "; ".join(f"{k.split()[0]} {t['best']}" for k, t in v["tuning"].items())
         print(f"| {cell} | " + " | ".join(txt) + f" | {settings} |")
-    for subject in (V4, default):
-        if f"{subject} at 3x its base rate" in summary:
+    for subject in (V4, *extra):
+        if subject + SENSITIVITY[1] in cells[next(iter(cells))]["per_task_test_loss"]:
             sensitivity_table(cells, subject)
     return summary
 

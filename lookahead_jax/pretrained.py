@@ -15,7 +15,7 @@ import jax
 from lookahead_jax import checks
 from lookahead_jax.lstm_schedule import LSTMSchedule
 
-_NAME = "pretrained_adam_v4"
+_NAME = "pretrained_adam_v5"
 
 
 def _read(suffix: str) -> bytes:

@@ -298,7 +298,7 @@ def test_validation_families_select_on_families_left_out_of_meta_training():
 
 
 def test_validation_with_truncated_unrolls_scores_the_whole_horizon():
-    # The shipped schedule (v4) meta-trains 1000-step tasks in 200-step truncations and selects
+    # The shipped schedules (v4, v5) meta-train 1000-step tasks in 200-step truncations and select
     # on whole 1000-step runs: the validation meta-loss must be the untruncated one.
     schedule = LSTMSchedule(base_lr=0.3)
     held_out = meta.quadratic_family(dim=6, max_condition=50.0, scale_range=(0.3, 3.0))
