@@ -142,7 +142,7 @@ def candidate_name():
 def rows(horizon):
     """The shipped default (v4 at 0.0113, the suite's reference) and the candidate at its rate;
     then (added after the decision) the candidate at 0.3x and 3x its rate."""
-    schedule, params = PTab.v4_schedule(horizon, PTab.V4_DEFAULT_SCALE)
+    schedule, params = PTab.v4_default_at(horizon)
     out = {U.SHIPPED_DEFAULT: lj.learned_schedule(T.INNER, schedule, params)}
     m = calibrate()["best"]
     return out | U.at_rate_rows(candidate_name(), lambda s: candidate_at(horizon, m * s))

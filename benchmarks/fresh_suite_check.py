@@ -74,6 +74,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import pretrained_tables as PTab
 import pretrained_train as T
 import selection_check as SC
+import untouched_suite as U
 
 import lookahead_jax as lj
 from lookahead_jax import meta
@@ -235,11 +236,8 @@ def candidate(folder):
 SHIPPED_DEFAULT = "shipped default (0.707x)"
 # Rows added to v4's cells after a decision elsewhere: flag -> (row, horizon -> (schedule, params)).
 EXTRA = {
-    "shipped_default": (
-        SHIPPED_DEFAULT,
-        lambda horizon: PTab.v4_schedule(horizon, PTab.V4_DEFAULT_SCALE),
-    ),
-    "v5": ("v5 (shipped)", lambda horizon: lj.pretrained_schedule(horizon)),
+    "shipped_default": (SHIPPED_DEFAULT, PTab.v4_default_at),
+    "v5": ("v5 (shipped)", PTab.v5_at),
 }
 
 
@@ -262,14 +260,8 @@ def extra_row(which):
         losses[label] = P.final_metrics(fams[fam], tx, keys, horizon).test_loss.tolist()
         print(f"{name}: done (v4 at 0.016: largest drift {drift:.2g})", flush=True)
         json.dump(out, open(path, "w"))
-    cells = out["cells"]
-    print(f"\n{label} / each row [bootstrap 95 %] and the cells the row wins\n")
-    for row in cells[name]["per_task_test_loss"]:
-        if ("seed" in row and not row.startswith("v3")) or row == label:
-            continue
-        g, (lo, hi) = PTab.pooled(cells, label, row)
-        wins = [c for c in cells if PTab.pooled({c: cells[c]}, label, row)[1][0] > 1]
-        print(f"| {row} | {g:.3f} [{lo:.3f}, {hi:.3f}] | {', '.join(wins) or 'none'} |")
+    print()
+    U.ratio_table(out["cells"], label, keep=lambda row: "seed" not in row or row.startswith("v3"))
 
 
 def main():

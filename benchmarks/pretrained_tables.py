@@ -70,6 +70,7 @@ Run:  python benchmarks/pretrained_tables.py --table unseen --horizons 1 --tag _
 """
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -108,14 +109,30 @@ def seeds():
 V4_DEFAULT_SCALE = 2.0**-0.5  # v4's default rate from the fourth suite on: 0.707 x 0.016
 
 
+@functools.cache
+def _v4():
+    """v4's schedule and params, read once from the folder it was trained in."""
+    schedule, params = T.load_seeds(T.V4_SEEDS)
+    return schedule, params[T.rule_pick(T.V4_SEEDS)["seed"]]
+
+
 def v4_schedule(horizon, scale=1.0):
     """(schedule, params) of v4 (shipped 2026-12-06 until v5; its seed, read from the folder it
     was trained in, not from the package) at `scale` x the rate most stored v4 rows were measured
     at: its meta-training rate 0.016 (its default until `fourth_suite.py`'s calibrated 0.707x,
     `V4_DEFAULT_SCALE`, replaced it)."""
-    schedule, params = T.load_seeds(T.V4_SEEDS)
-    seed = T.rule_pick(T.V4_SEEDS)["seed"]
-    return schedule.clone(horizon=horizon, base_lr=schedule.base_lr * scale), params[seed]
+    schedule, params = _v4()
+    return schedule.clone(horizon=horizon, base_lr=schedule.base_lr * scale), params
+
+
+def v4_default_at(horizon, scale=1.0):
+    """v4 at `scale` x the default rate the fourth suite adopted (0.707 x 0.016)."""
+    return v4_schedule(horizon, V4_DEFAULT_SCALE * scale)
+
+
+def v5_at(horizon, scale=1.0):
+    """(schedule, params) of the shipped v5 at `scale` x its default rate."""
+    return lj.pretrained_schedule(horizon, base_lr=lj.pretrained_info()["base_lr"] * scale)
 
 
 def pretrained(horizon, params=None, scale=1.0):
@@ -242,21 +259,10 @@ def run_wider_rows(args):
     return out
 
 
-def _v5_at(horizon, scale):
-    """(schedule, params) of the shipped v5 at `scale` x its default rate."""
-    return lj.pretrained_schedule(horizon, base_lr=lj.pretrained_info()["base_lr"] * scale)
-
-
 # Rows added to the stored unseen cells after a decision elsewhere: table -> (row label, the
 # schedule at (horizon, scale x the row's default rate)). "shipped default" is v4 at the default
 # rate the fourth suite adopted (0.707x of 0.016); "v5" the schedule the fifth suite shipped.
-EXTRA_TABLES = {
-    "shipped_default": (
-        "shipped default",
-        lambda horizon, scale: v4_schedule(horizon, V4_DEFAULT_SCALE * scale),
-    ),
-    "v5": ("v5", _v5_at),
-}
+EXTRA_TABLES = {"shipped_default": ("shipped default", v4_default_at), "v5": ("v5", v5_at)}
 
 
 def extra_rows(label):

@@ -225,17 +225,14 @@ V5 = "v5 (shipped)"
 
 def v5_rows(horizon):
     """The shipped v5 at its default rate, and at 0.3x and 3x of it."""
-    base = lj.pretrained_info()["base_lr"]
-    return at_rate_rows(V5, lambda s: lj.pretrained_schedule(horizon, base_lr=base * s))
+    return at_rate_rows(V5, lambda s: PTab.v5_at(horizon, s))
 
 
 def shipped_default_row(horizon):
     """v4 at the default base rate the fourth suite's ship rule adopted, and at 0.3x and 3x of
     it (added after that decision, to the third suite's cells already computed); then v5 (added
     after the fifth suite shipped it)."""
-    rows = at_rate_rows(
-        SHIPPED_DEFAULT, lambda s: PTab.v4_schedule(horizon, PTab.V4_DEFAULT_SCALE * s)
-    )
+    rows = at_rate_rows(SHIPPED_DEFAULT, lambda s: PTab.v4_default_at(horizon, s))
     return rows | v5_rows(horizon)
 
 
@@ -310,10 +307,10 @@ def run(suite):
     return out
 
 
-def ratio_table(cells, subject):
-    """Prints `subject` / each other row (pooled over the cells, and the cells each row wins)
-    and returns {row: {"geomean", "ci", "wins"}}."""
-    rows = [r for r in next(iter(cells.values()))["per_task_test_loss"] if r != subject]
+def ratio_table(cells, subject, keep=lambda row: True):
+    """Prints `subject` / each other row that `keep` keeps (pooled over the cells, and the cells
+    each row wins) and returns {row: {"geomean", "ci", "wins"}}."""
+    rows = [r for r in next(iter(cells.values()))["per_task_test_loss"] if r != subject and keep(r)]
     print(
         f"{subject} / each row: geometric mean over the {len(cells)} cells of per-task "
         "test-loss ratios [bootstrap 95 %] (< 1: it is better)\n"
