@@ -559,6 +559,23 @@ def test_final_log_test_loss_objective_scores_the_held_out_split():
         )
 
 
+def _first_meta_loss(family, schedule, inner, mp, key, j, horizon, unroll_length):
+    """The meta-loss of meta_train's first meta step on family `j` of a mixture (its slots drawn
+    as meta_train draws them from `key`), recomputed."""
+    k_tasks = jax.random.split(key, 5)[3]
+    slots = meta.init_slots(
+        family,
+        schedule,
+        inner,
+        mp,
+        k_tasks if j == 0 else jax.random.fold_in(k_tasks, j),
+        num_tasks=2,
+        horizon=horizon,
+        unroll_length=unroll_length,
+    )
+    return meta.meta_gradient(mp, slots, family, schedule, inner, unroll_length)[0]
+
+
 def test_meta_train_on_a_mixture_takes_its_steps_round_robin():
     """Step 0 trains on the first family, step 1 on the second (checked by recomputing both)."""
     schedule = LSTMSchedule(base_lr=0.05)
@@ -567,20 +584,9 @@ def test_meta_train_on_a_mixture_takes_its_steps_round_robin():
     key = jax.random.key(11)
     kw = dict(key=key, num_meta_steps=2, horizon=4, num_tasks=2, meta_optimizer=optax.sgd(0.0))
     result = meta.meta_train(families, schedule, inner, **kw)
-    k_sched, _, _, k_tasks, _ = jax.random.split(key, 5)
-    mp = {"schedule": schedule.init_params(k_sched)}
+    mp = {"schedule": schedule.init_params(jax.random.split(key, 5)[0])}
     for j, family in enumerate(families):
-        slots = meta.init_slots(
-            family,
-            schedule,
-            inner,
-            mp,
-            k_tasks if j == 0 else jax.random.fold_in(k_tasks, j),
-            num_tasks=2,
-            horizon=4,
-            unroll_length=4,
-        )
-        loss, _, _ = meta.meta_gradient(mp, slots, family, schedule, inner, 4)
+        loss = _first_meta_loss(family, schedule, inner, mp, key, j, 4, 4)
         np.testing.assert_allclose(result.history[j], loss, rtol=1e-5)
     single = meta.meta_train(QUAD, schedule, inner, **kw)
     assert abs(single.history[1] - result.history[1]) > 1e-3
@@ -627,33 +633,12 @@ def test_meta_train_on_a_mixture_of_horizons_tells_each_family_its_own():
         validation_families=[held_out],
         validate_every=10,
     )
-    _, _, _, k_tasks, _ = jax.random.split(key, 5)
     for j, h in enumerate((4, 8)):
-        told = schedule.clone(horizon=h)
-        slots = meta.init_slots(
-            QUAD,
-            told,
-            SGD,
-            mp,
-            k_tasks if j == 0 else jax.random.fold_in(k_tasks, j),
-            num_tasks=2,
-            horizon=h,
-            unroll_length=4,
-        )
-        loss, _, _ = meta.meta_gradient(mp, slots, QUAD, told, SGD, 4)
+        loss = _first_meta_loss(QUAD, schedule.clone(horizon=h), SGD, mp, key, j, h, 4)
         np.testing.assert_allclose(result.history[j], loss, rtol=1e-5)
     # Told 8, not the schedule's 4: the second family's loss differs from the untold one.
-    slots = meta.init_slots(
-        QUAD,
-        schedule,
-        SGD,
-        mp,
-        jax.random.fold_in(k_tasks, 1),
-        num_tasks=2,
-        horizon=8,
-        unroll_length=4,
-    )
-    assert abs(meta.meta_gradient(mp, slots, QUAD, schedule, SGD, 4)[0] - result.history[1]) > 1e-4
+    untold = _first_meta_loss(QUAD, schedule, SGD, mp, key, 1, 8, 4)
+    assert abs(untold - result.history[1]) > 1e-4
     want = np.mean(
         [_mean_truncation_loss(held_out, schedule.clone(horizon=h), mp, keys, h) for h in (4, 8)]
     )
