@@ -72,6 +72,22 @@ Protocol, fixed before any held-out table was computed:
   calibrated at 1.414x (0.0226), is 0.868 [0.853, 0.883] of the shipped default on the fifth
   suite, so it was shipped as v5 (`--ship ... --calibration`).
 
+- Rate scaling that keeps the gradients (`--wider --horizon-mix 1,5 --keep-gradients`,
+  `results/pretrained_kept_gradients`; a pilot, fixed on 2026-12-06 before its run). Hypothesis:
+  `meta.rate_scaled_family` as v1-v5 used it multiplies each task's gradients by its scale s,
+  and the schedule reads the absolute gradient norm (1/4 log |g|), so in meta-training it can
+  read s from the gradient norm: a cue a user's mis-set base rate never gives. That would explain
+  why no shipped schedule corrects a mis-set rate (the sensitivity tables). v5's protocol exactly
+  (its ten slot groups, base rate, keys, 1200 meta-steps, selection, 3 seeds), with
+  `rate_scaled_family(..., keep_gradients=True)`: the losses are divided by s, so the gradients
+  are the unscaled problem's and only the effective rate changes. Its rate is calibrated as v4's
+  and v5's were (`fourth_suite.calibrate`). Ship rule: at that rate the pick replaces v5 (at its
+  default, 0.0226) only if, on both the sixth and the seventh suite (`sixth_suite.py`, fixed
+  before either is run), its paired test-loss ratio to v5 has its 95 % interval wholly below 1;
+  or if, on both, that interval's upper end is below 1.01 and its sensitivity score is lower than
+  v5's (the geometric mean over the suite's cells of the larger of mean test loss at 0.3x and at
+  3x its default rate over that at 1x). Otherwise it is reported as a pilot.
+
 Run:  python benchmarks/pretrained_train.py                       (5 seeds, ~20 min on 2 cores)
       python benchmarks/pretrained_train.py --alignment --seeds 0,1,2 \
           --out benchmarks/results/pretrained_alignment   (the alignment-feature candidate)
@@ -93,6 +109,10 @@ Run:  python benchmarks/pretrained_train.py                       (5 seeds, ~20 
       python benchmarks/pretrained_train.py --wider --horizon-mix 1,5 --seeds 0,1,2 \
           --meta-steps 1200 --validation-tasks 32 --validate-every 60 --validation-families \
           --out benchmarks/results/pretrained_horizon_mix   (a pilot: H and 5H mixed)
+      python benchmarks/pretrained_train.py --wider --horizon-mix 1,5 --keep-gradients \
+          --seeds 0,1,2 --meta-steps 1200 --validation-tasks 32 --validate-every 60 \
+          --validation-families --out benchmarks/results/pretrained_kept_gradients
+                                          (a pilot: rate scaling that keeps the gradients)
       python benchmarks/pretrained_train.py --seeds 0 --meta-steps 6   (a pilot)
       python benchmarks/pretrained_train.py --ship \
           --out benchmarks/results/pretrained_heldout_selection   (shipped v2: the rule's seed)
@@ -208,9 +228,11 @@ VALIDATION_FAMILIES = {
 }
 
 
-def mixture(scaled=True, wider=False):
+def mixture(scaled=True, wider=False, keep_gradients=False):
     fams = [make() for make in (MIXTURE | WIDER if wider else MIXTURE).values()]
-    return [meta.rate_scaled_family(f, SCALES) for f in fams] if scaled else fams
+    if not scaled:
+        return fams
+    return [meta.rate_scaled_family(f, SCALES, keep_gradients=keep_gradients) for f in fams]
 
 
 def tune_base_lr(n_tune=16, wider=False):
@@ -283,6 +305,12 @@ def main():
         "family and horizon, in truncations of H); not with --horizon-mult",
     )
     parser.add_argument(
+        "--keep-gradients",
+        action="store_true",
+        help="rate-scale the tasks with rate_scaled_family(keep_gradients=True): the scale "
+        "changes the effective rate only, not the gradients the schedule reads",
+    )
+    parser.add_argument(
         "--alignment",
         action="store_true",
         help="a schedule with alignment features (a candidate, not the shipped one)",
@@ -312,10 +340,11 @@ def main():
     # One slot group per family and horizon (families repeated, each freshly rate-scaled).
     horizons = [H * m for m in mults for _ in mixture(scaled=False, wider=args.wider)]
     schedule = schedule_for(base["base_lr"], args.alignment, horizon)
+    train_mix = lambda: mixture(wider=args.wider, keep_gradients=args.keep_gradients)
     for seed in (int(s) for s in args.seeds.split(",")):
         t0 = time.perf_counter()
         result = meta.meta_train(
-            [f for _ in mults for f in mixture(wider=args.wider)] or mixture(wider=args.wider),
+            [f for _ in mults for f in train_mix()] or train_mix(),
             schedule,
             INNER,
             key=jax.random.key(META_ROOT + seed),
@@ -354,6 +383,7 @@ def main():
             ),
             "families": list(MIXTURE | WIDER if args.wider else MIXTURE),
             "rate_scales": SCALES,
+            "rate_scaling": "gradients kept" if args.keep_gradients else "gradients scaled",
             "hide_horizon": HIDE_HORIZON,
             "objective": "final_log_test_loss",
             "meta_steps": len(result.history),

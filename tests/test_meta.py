@@ -530,6 +530,58 @@ def test_rate_scaled_family_rescales_adams_rate_not_the_loss():
         meta.rate_scaled_family(SMALL_REG, (0.0, 1.0))
 
 
+def test_rate_scaled_family_keep_gradients_changes_only_the_rate():
+    # keep_gradients=True: the gradients are the original problem's (a schedule reading their
+    # norm cannot see s), losses are divided by s, and any gradient-only optimizer's step of
+    # rate eta on q is one of rate s * eta on theta: SGD's too (s, not s^2).
+    s = 2.5
+    family = meta.classification_family(
+        *_blobs_arrays(), 3, hidden=(4,), num_train=24, batch_size=8
+    )
+    kept = meta.rate_scaled_family(family, (s, s), keep_gradients=True)
+    plain = meta.rate_scaled_family(family, (s, s))
+    key, k_init = jax.random.key(3), jax.random.key(4)
+    task, task_k, task_p = family(key), kept(key), plain(key)
+    theta0, q0 = task.init_params(k_init), task_k.init_params(k_init)
+    close = lambda a, b, rtol=2e-4: jax.tree.map(
+        lambda x, y: np.testing.assert_allclose(x, y, rtol=rtol, atol=1e-6), a, b
+    )
+    batch = task.sample_batch(jax.random.key(0))
+    close(jax.grad(task_k.loss)(q0, batch), jax.grad(task.loss)(theta0, batch))
+    # The default mode scales them by s (the cue keep_gradients removes).
+    close(
+        jax.grad(task_p.loss)(q0, batch),
+        jax.tree.map(lambda g: s * g, jax.grad(task.loss)(theta0, batch)),
+    )
+    for name in ("full_loss", "test_loss"):
+        np.testing.assert_allclose(
+            getattr(task_k, name)(q0), getattr(task, name)(theta0) / s, rtol=1e-6
+        )
+    np.testing.assert_allclose(task_k.loss(q0, batch), task.loss(theta0, batch) / s, rtol=1e-6)
+    np.testing.assert_allclose(task_k.test_accuracy(q0), task.test_accuracy(theta0))
+
+    def train(t, params, tx):
+        state = tx.init(params)
+        for i in range(5):
+            g = jax.grad(t.loss)(params, t.sample_batch(jax.random.key(i)))
+            u, state = tx.update(g, state, params)
+            params = optax.apply_updates(params, u)
+        return params
+
+    for make in (optax.sgd, lambda lr: optax.adam(lr, eps=1e-8)):
+        q = train(task_k, q0, make(0.1))
+        close(jax.tree.map(lambda x: s * x, q), train(task, theta0, make(0.1 * s)))
+    with pytest.raises(TypeError, match="keep_gradients"):
+        meta.rate_scaled_family(family, (s, s), keep_gradients=1)
+
+
+def _blobs_arrays():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 60)
+    x = rng.normal(size=(60, 5)) + y[:, None]
+    return x.astype(np.float32), y.astype(np.int32)
+
+
 def test_final_log_test_loss_objective_scores_the_held_out_split():
     schedule = LSTMSchedule(base_lr=0.05)
     mp = {"schedule": schedule_params(schedule)}

@@ -396,7 +396,10 @@ def mlp_family(
 
 
 def rate_scaled_family(
-    family: TaskFamily, scale_range: tuple[float, float] = (0.3, 3.0)
+    family: TaskFamily,
+    scale_range: tuple[float, float] = (0.3, 3.0),
+    *,
+    keep_gradients: bool = False,
 ) -> TaskFamily:
     r"""`family` reparameterised so that each task's effective learning rate is rescaled.
 
@@ -405,18 +408,30 @@ def rate_scaled_family(
     invariant to the gradient's scale, so a step of rate :math:`\eta` on :math:`q` is a step of
     rate :math:`s\,\eta` on :math:`\theta`: meta-training on this family shows a schedule the same
     problems at base rates :math:`s` times off, so it learns to correct a mis-set base rate
-    instead of relying on one (plain SGD would see :math:`s^2` instead). Losses are unchanged.
+    instead of relying on one (plain SGD would see :math:`s^2` instead). By default losses are
+    unchanged.
+
+    The gradient with respect to :math:`q` is :math:`s` times the original one, so a schedule
+    that reads the gradient's absolute norm (`LSTMSchedule` does) can read :math:`s` from it,
+    a cue a user's mis-set base rate never gives. With ``keep_gradients=True`` every loss of the
+    task (``loss``, ``full_loss``, ``test_loss``) is divided by :math:`s` as well: the gradients
+    are then exactly the original problem's at :math:`\theta = s\,q`, and a step of rate
+    :math:`\eta` of any optimizer whose update is a function of the gradients alone (SGD, Adam;
+    not decoupled weight decay) is a step of rate :math:`s\,\eta` on :math:`\theta`: what a base
+    rate :math:`s` times off does, and nothing else. Loss ratios (the meta-objectives, the
+    schedule's loss features) are unchanged; accuracies are too.
 
     Args:
       family: any task family.
       scale_range: ``(low, high)`` of the log-uniform scale, ``0 < low <= high``.
+      keep_gradients: divide the losses by :math:`s`, so that the gradients are unchanged.
 
     Returns:
       A `TaskFamily`.
 
     Example:
       >>> import jax
-      >>> family = rate_scaled_family(regression_family(), (0.5, 2.0))
+      >>> family = rate_scaled_family(regression_family(), (0.5, 2.0), keep_gradients=True)
       >>> task = family(jax.random.key(0))
       >>> float(task.full_loss(task.init_params(jax.random.key(1)))) > 0
       True
@@ -426,6 +441,10 @@ def rate_scaled_family(
         checks.positive_finite("rate_scaled_family", name, value)
     if lo > hi:
         raise ValueError(f"rate_scaled_family: need scale_range[0] <= [1], got {scale_range=}")
+    if not isinstance(keep_gradients, bool):
+        raise TypeError(
+            f"rate_scaled_family: keep_gradients must be a bool, got {keep_gradients!r}"
+        )
 
     def make(task_key: jax.Array) -> Task:
         task = family(task_key)
@@ -433,14 +452,21 @@ def rate_scaled_family(
         s = jnp.exp(np.log(lo) + u * (np.log(hi) - np.log(lo)))
         up = lambda q: jax.tree.map(lambda x: x * s.astype(x.dtype), q)
         down = lambda p: jax.tree.map(lambda x: x / s.astype(x.dtype), p)
-        on_theta = lambda f: None if f is None else (lambda q, *a: f(up(q), *a))
+
+        def on_theta(f, divide=keep_gradients):
+            if f is None:
+                return None
+            if not divide:
+                return lambda q, *a: f(up(q), *a)
+            return lambda q, *a: (lambda v: v / s.astype(v.dtype))(f(up(q), *a))
+
         return Task(
             init_params=lambda key: down(task.init_params(key)),
             loss=on_theta(task.loss),
             sample_batch=task.sample_batch,
             full_loss=on_theta(task.full_loss),
             test_loss=on_theta(task.test_loss),
-            test_accuracy=on_theta(task.test_accuracy),
+            test_accuracy=on_theta(task.test_accuracy, divide=False),
         )
 
     return make
