@@ -161,7 +161,8 @@ def candidate_rows(horizon):
     if m == 1.0:
         return {}
     rows = U.at_rate_rows(candidate_name(m), lambda s: PTab.v4_schedule(horizon, m * s))
-    return rows | U.v5_rows(horizon)  # v5 added after the fifth suite shipped it
+    # v5 added after the fifth suite shipped it, v6 after the sixth and seventh shipped it
+    return rows | U.v5_rows(horizon) | U.v6_rows(horizon)
 
 
 def decision(out):

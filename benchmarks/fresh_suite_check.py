@@ -58,6 +58,8 @@ Run:  python benchmarks/fresh_suite_check.py          (~30 min on 2 cores)
       python benchmarks/fresh_suite_check.py --candidate benchmarks/results/pretrained_wider_5x
       python benchmarks/fresh_suite_check.py --shipped-default
       python benchmarks/fresh_suite_check.py --v5     (added after the fifth suite shipped v5)
+      python benchmarks/fresh_suite_check.py --v6     (added after the sixth and seventh suites
+                                                       shipped v6)
 """
 
 import argparse
@@ -238,6 +240,7 @@ SHIPPED_DEFAULT = "shipped default (0.707x)"
 EXTRA = {
     "shipped_default": (SHIPPED_DEFAULT, PTab.v4_default_at),
     "v5": ("v5 (shipped)", PTab.v5_at),
+    "v6": ("v6 (shipped)", PTab.v6_at),
 }
 
 
@@ -271,6 +274,7 @@ def main():
         "--shipped-default", action="store_true", help="v4 at its new default rate, on v4's cells"
     )
     parser.add_argument("--v5", action="store_true", help="v5 at its default rate, on v4's cells")
+    parser.add_argument("--v6", action="store_true", help="v6 at its default rate, on v4's cells")
     args = parser.parse_args()
     if args.candidate:
         return candidate(args.candidate)
@@ -278,6 +282,8 @@ def main():
         return extra_row("shipped_default")
     if args.v5:
         return extra_row("v5")
+    if args.v6:
+        return extra_row("v6")
     fams = families()
     seed_list, schedule = seeds()
     names = [f"{p} seed {s}" for p, s, _ in seed_list]

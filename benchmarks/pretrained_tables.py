@@ -58,6 +58,8 @@ Run:  python benchmarks/pretrained_tables.py --table unseen --horizons 1 --tag _
       python benchmarks/pretrained_tables.py --table v5
           (added after `fifth_suite.py` shipped v5: the same four rows for v5 at its default
           rate; the tables' other "pretrained" and seed rows stay v4's)
+      python benchmarks/pretrained_tables.py --table v6
+          (added after `sixth_suite.py` shipped v6: the same four rows for v6)
       python benchmarks/pretrained_tables.py --report             (markdown: README)
       python benchmarks/pretrained_tables.py --table unseen --tag _1x --refresh
       python benchmarks/pretrained_tables.py --table unseen --tag _long --refresh
@@ -130,8 +132,26 @@ def v4_default_at(horizon, scale=1.0):
     return v4_schedule(horizon, V4_DEFAULT_SCALE * scale)
 
 
+@functools.cache
+def _v5():
+    """v5's schedule at its default rate (its meta-training rate times the multiple the fifth
+    suite's calibration chose) and its params, read once from the folder it was trained in."""
+    schedule, params = T.load_seeds(T.V5_SEEDS)
+    multiple = json.load(open(T.V5_CALIBRATION))["best"]
+    return schedule.clone(base_lr=schedule.base_lr * multiple), params[
+        T.rule_pick(T.V5_SEEDS)["seed"]
+    ]
+
+
 def v5_at(horizon, scale=1.0):
-    """(schedule, params) of the shipped v5 at `scale` x its default rate."""
+    """(schedule, params) of v5 (shipped 2026-12-06 until v6; read from the folder it was
+    trained in, not from the package) at `scale` x its default rate (0.0226)."""
+    schedule, params = _v5()
+    return schedule.clone(horizon=horizon, base_lr=schedule.base_lr * scale), params
+
+
+def v6_at(horizon, scale=1.0):
+    """(schedule, params) of the shipped v6 at `scale` x its default rate."""
     return lj.pretrained_schedule(horizon, base_lr=lj.pretrained_info()["base_lr"] * scale)
 
 
@@ -262,7 +282,11 @@ def run_wider_rows(args):
 # Rows added to the stored unseen cells after a decision elsewhere: table -> (row label, the
 # schedule at (horizon, scale x the row's default rate)). "shipped default" is v4 at the default
 # rate the fourth suite adopted (0.707x of 0.016); "v5" the schedule the fifth suite shipped.
-EXTRA_TABLES = {"shipped_default": ("shipped default", v4_default_at), "v5": ("v5", v5_at)}
+EXTRA_TABLES = {
+    "shipped_default": ("shipped default", v4_default_at),
+    "v5": ("v5", v5_at),
+    "v6": ("v6", v6_at),
+}
 
 
 def extra_rows(label):
@@ -655,7 +679,7 @@ def report():
     for cell, rows in wider.items():
         if cell in out:
             out[cell]["per_task_test_loss"] |= rows
-    labels = []  # `--table shipped_default`, `--table v5`
+    labels = []  # `--table shipped_default`, `--table v5`, `--table v6`
     for table, (label, _) in EXTRA_TABLES.items():
         path = os.path.join(RESULTS, f"{table}.json")
         if os.path.exists(path):
@@ -815,6 +839,7 @@ def main():
             "steps_to_target",
             "shipped_default",
             "v5",
+            "v6",
         ],
     )
     parser.add_argument("--report", action="store_true")
@@ -845,6 +870,7 @@ def main():
         "steps_to_target": run_steps_to_target,
         "shipped_default": run_extra_rows,
         "v5": run_extra_rows,
+        "v6": run_extra_rows,
     }
     if args.refresh and args.table == "unseen":
         run["unseen"] = refresh_unseen

@@ -147,16 +147,20 @@ H, NUM_TASKS, META_LR, HIDE_HORIZON, SCALES = 200, 8, 3e-3, 0.5, (0.3, 3.0)
 INNER = optax.adam(1.0, eps_root=1e-8)
 TUNE_ROOT, VALID_ROOT, META_ROOT = 1, 3, 2000
 # The shipped params' file stem in lookahead_jax/_data/ (`lookahead_jax.pretrained` reads it).
-SHIPPED_NAME = "pretrained_adam_v5"
-# Where the shipped seeds were trained: the wider mixture at H and 5H mixed (v5). RESULTS keeps
-# the first protocol's seeds (v1) and the evidence tables; `results/pretrained_heldout_selection`
-# v2's, `results/pretrained_wider` v3's, `results/pretrained_wider_5x` v4's (whose seeds the
-# unseen-suite tables' seed rows still are).
-WIDER_SEEDS = os.path.join(os.path.dirname(__file__), "results", "pretrained_wider")
-V4_SEEDS = os.path.join(os.path.dirname(__file__), "results", "pretrained_wider_5x")
-SHIPPED_SEEDS = os.path.join(os.path.dirname(__file__), "results", "pretrained_horizon_mix")
+SHIPPED_NAME = "pretrained_adam_v6"
+# Where the shipped seeds were trained: v5's recipe with rate scaling that keeps the gradients
+# (v6). RESULTS keeps the first protocol's seeds (v1) and the evidence tables;
+# `results/pretrained_heldout_selection` v2's, `results/pretrained_wider` v3's,
+# `results/pretrained_wider_5x` v4's (whose seeds the unseen-suite tables' seed rows still are),
+# `results/pretrained_horizon_mix` v5's (its default rate calibrated in V5_CALIBRATION).
+_RESULTS_DIR = os.path.join(os.path.dirname(__file__), "results")
+WIDER_SEEDS = os.path.join(_RESULTS_DIR, "pretrained_wider")
+V4_SEEDS = os.path.join(_RESULTS_DIR, "pretrained_wider_5x")
+V5_SEEDS = os.path.join(_RESULTS_DIR, "pretrained_horizon_mix")
+V5_CALIBRATION = os.path.join(_RESULTS_DIR, "fifth_suite_calibration.json")
+SHIPPED_SEEDS = os.path.join(_RESULTS_DIR, "pretrained_kept_gradients")
 # The version shipped before, whose table rows `pretrained_tables.py --refresh` keeps prefixed.
-PREVIOUS_VERSION = "v4"
+PREVIOUS_VERSION = "v5"
 
 
 def digits():
@@ -438,6 +442,7 @@ def ship(out, calibration=None):
         "hidden_size",
         "families",
         "rate_scales",
+        "rate_scaling",
         "hide_horizon",
         "objective",
         "meta_steps",

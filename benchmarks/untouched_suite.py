@@ -61,6 +61,8 @@ Protocol, fixed (and committed) before any number of it was computed:
 
 - Added after the fifth suite (`fifth_suite.py`) shipped v5: v5 at its default rate, and at
   0.3x and 3x of it, on the same tasks. This suite has decided nothing about v5.
+- Added after the sixth and seventh suites (`sixth_suite.py`) shipped v6: v6 at its default
+  rate, and at 0.3x and 3x of it. This suite has decided nothing about v6.
 - Added after the fourth suite (`fourth_suite.py`) adopted a new default base rate for v4
   (0.707x its meta-training rate): v4 at that default, and at 0.3x and 3x of it, on the same
   tasks, so the shipped default has rows here too. They decide nothing; the idea of a lower rate
@@ -228,6 +230,14 @@ def v5_rows(horizon):
     return at_rate_rows(V5, lambda s: PTab.v5_at(horizon, s))
 
 
+V6 = "v6 (shipped)"
+
+
+def v6_rows(horizon):
+    """The shipped v6 at its default rate, and at 0.3x and 3x of it."""
+    return at_rate_rows(V6, lambda s: PTab.v6_at(horizon, s))
+
+
 def shipped_default_row(horizon):
     """v4 at the default base rate the fourth suite's ship rule adopted, and at 0.3x and 3x of
     it (added after that decision, to the third suite's cells already computed); then v5 (added
@@ -242,7 +252,7 @@ THIRD = Suite(
     11,
     12,
     os.path.join(HERE, "results", "untouched_suite.json"),
-    shipped_default_row,
+    lambda horizon: shipped_default_row(horizon) | v6_rows(horizon),  # v6 after the sixth suite
 )
 
 

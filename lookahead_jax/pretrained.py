@@ -15,7 +15,7 @@ import jax
 from lookahead_jax import checks
 from lookahead_jax.lstm_schedule import LSTMSchedule
 
-_NAME = "pretrained_adam_v5"
+_NAME = "pretrained_adam_v6"
 
 
 def _read(suffix: str) -> bytes:
@@ -33,7 +33,8 @@ def pretrained_schedule(
     """The shipped meta-trained schedule for a unit-rate Adam, and its params.
 
     Meta-trained once on a mixture of task families (small MLP classifiers and a regression,
-    with every task's rate randomly 0.3x-3x off, so it learns to correct a mis-set base rate),
+    with every task's rate randomly 0.3x-3x off and its gradients unchanged, so it learns to
+    correct a mis-set base rate from how training goes),
     to minimise each task's held-out loss after training. Pass the number of training steps as
     ``horizon`` when you know it (the schedule then reads its progress t/T); with ``None`` it
     runs without (it was meta-trained both ways).
