@@ -57,6 +57,11 @@ calibration, was computed:
   at its calibrated rate, both at 0.3x and 3x their rates too; the ratio tables of v5 and of the
   candidate against every row, the sensitivity scores, and the decision on both suites.
 
+Outcome (2026-12-06): the candidate (seed 1, calibrated at 0.707x, 0.0113) over v5 is 0.980
+[0.974, 0.986] on the sixth suite and 1.000 [0.992, 1.008] on the seventh; its sensitivity
+scores are 1.156 and 1.230 against v5's 1.240 and 1.378. The rule's second clause held on both
+suites (the first on the sixth only), so it was shipped as v6.
+
 Run:  python benchmarks/sixth_suite.py --no-candidate   (the sixth suite's baseline rows, before
                                                          the candidate is trained; ~12 min)
       python benchmarks/sixth_suite.py --calibrate      (the candidate's rate; ~4 min)

@@ -1,0 +1,170 @@
+"""The shipped schedule against every suite's main rows, one table over the seven suites (13, 17).
+
+Reads the stored per-task test losses of the seven suites (nothing is recomputed):
+
+- the 13 unseen cells (`pretrained_tables.py`: `results/pretrained/unseen_{1x,long}.json`, with
+  `wider_rows.json` and the `--table v5` / `--table v6` rows);
+- the fresh suite (`fresh_suite_check.py`: `results/pretrained_wider_5x/fresh_suite.json`);
+- the third (`untouched_suite.py`), fourth, fifth, sixth and seventh suites (`results/*.json`).
+
+For each suite: the geometric mean over its cells of the per-task test-loss ratios subject /
+row, with a bootstrap 95 % interval (`pretrained_tables.pooled`), for v5 and v6 at their
+default rates against each other and against the rows a user would pick instead; and the
+number of cells whose largest change of mean test loss over 0.3x-3x of the default rate is
+under 10 % (issue 17's sensitivity goal), where those rows were run. A suite that decided a
+version is marked: its column is not a clean estimate of that version.
+
+Run:  python benchmarks/across_suites.py   (seconds; the tables from the stored files)
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+import fifth_suite as F5
+import pretrained_tables as PTab
+import sixth_suite as S
+import untouched_suite as U
+
+HERE = os.path.dirname(__file__)
+RESULTS = os.path.join(HERE, "results")
+
+# Canonical row -> its name in the suites' files (the unseen cells' and the fresh suite's
+# learned rows are named differently; the baselines are named alike everywhere).
+ROWS = [
+    "v5",
+    "v6",
+    "warmup+cosine (target-tuned)",
+    "warmup+cosine (tuned on the wider mixture)",
+    "warmup+linear (tuned on the wider mixture)",
+    "adam 1e-3",
+    "schedule_free_adamw (defaults)",
+    "schedule_free_adamw (calibrated on the wider mixture)",
+]
+OTHER_TUNING_FREE = [
+    f"{name} ({how})"
+    for name in ("prodigy", "dadapt_adamw", "mechanize(adam)")
+    for how in ("defaults", "calibrated on mixture", "calibrated on the wider mixture")
+]
+# Which suite decided which version (its column is not a clean estimate of it).
+DECIDED = {"fifth": "v5", "sixth": "v6", "seventh": "v6"}
+
+
+def _unseen():
+    cells = {}
+    for tag in ("_1x", "_long"):
+        cells |= json.load(open(os.path.join(RESULTS, "pretrained", f"unseen{tag}.json")))["result"]
+    extra = {}
+    for name in ("wider_rows", "v5", "v6"):
+        path = os.path.join(RESULTS, "pretrained", f"{name}.json")
+        if os.path.exists(path):
+            for cell, rows in json.load(open(path))["result"].items():
+                extra.setdefault(cell, {}).update(rows)
+    names = {"v5": "v5 (horizon given)", "v6": "v6 (horizon given)"}
+    sens = {v: (f"{v} at 0.3x (horizon given)", f"{v} at 3x (horizon given)") for v in names}
+    return _cells(cells, extra), names, sens
+
+
+def _cells(cells, extra=None):
+    out = {}
+    for cell, stored in cells.items():
+        losses = dict(stored["per_task_test_loss"]) | (extra or {}).get(cell, {})
+        out[cell] = {"per_task_test_loss": losses, "initial_loss": stored["initial_loss"]}
+    return out
+
+
+def _suite(path, v5_name=U.V5, v6_name=U.V6):
+    cells = json.load(open(path))["cells"]
+    names = {"v5": v5_name, "v6": v6_name}
+    sens = {v: tuple(n + s for s in U.SENSITIVITY) for v, n in names.items()}
+    return _cells(cells), names, sens
+
+
+def suites():
+    """{suite: (cells, {version: row name}, {version: (0.3x row, 3x row)})}."""
+    fresh = json.load(open(os.path.join(RESULTS, "pretrained_wider_5x", "fresh_suite.json")))
+    return {
+        "13 unseen": _unseen(),
+        "fresh": (_cells(fresh["cells"]), {"v5": "v5 (shipped)", "v6": "v6 (shipped)"}, {}),
+        "third": _suite(os.path.join(RESULTS, "untouched_suite.json")),
+        "fourth": _suite(os.path.join(RESULTS, "fourth_suite.json")),
+        "fifth": _suite(F5.OUT, F5.candidate_name()),  # v5 was its candidate
+        "sixth": _suite(S.SIXTH.out, v6_name=S.candidate_name()),
+        "seventh": _suite(S.SEVENTH.out, v6_name=S.candidate_name()),
+    }
+
+
+def _ratio(cells, subject, row):
+    have = all(
+        subject in c["per_task_test_loss"] and row in c["per_task_test_loss"]
+        for c in cells.values()
+    )
+    if not have:
+        return None
+    return PTab.pooled(cells, subject, row)
+
+
+def _fmt(r):
+    return "(not run)" if r is None else f"{r[0]:.3f} [{r[1][0]:.3f}, {r[1][1]:.3f}]"
+
+
+def sensitivity_counts(cells, rows):
+    """Cells whose largest change of mean test loss over 0.3x-3x of the rate is under 10 %."""
+    if not rows or not all(r in c["per_task_test_loss"] for c in cells.values() for r in rows[1]):
+        return None
+    one, (low, high) = rows
+    under = 0
+    for c in cells.values():
+        losses = c["per_task_test_loss"]
+        base = np.mean(losses[one])
+        change = max(abs(np.mean(losses[r]) / base - 1) for r in (low, high))
+        under += change < 0.10
+    return under, len(cells)
+
+
+def main():
+    data = suites()
+    out = {}
+    for subject in ("v6", "v5"):
+        print(f"\n{subject} at its default rate / each row: geometric mean over each suite's cells")
+        print("of per-task test-loss ratios [bootstrap 95 %] (< 1: it is better)\n")
+        heads = [s + (" (decided it)" if DECIDED.get(s) == subject else "") for s in data]
+        print("| row | " + " | ".join(heads) + " |")
+        print("| --- |" + " --- |" * len(data))
+        table = out.setdefault(subject, {})
+        for row in [r for r in ROWS if r != subject]:
+            txt = []
+            for suite, (cells, names, _) in data.items():
+                r = _ratio(cells, names[subject], names.get(row, row))
+                table.setdefault(row, {})[suite] = r
+                txt.append(_fmt(r))
+            print(f"| {row} | " + " | ".join(txt) + " |")
+        txt = []
+        for cells, names, _ in data.values():
+            gs = [_ratio(cells, names[subject], r) for r in OTHER_TUNING_FREE]
+            gs = [g[0] for g in gs if g is not None]
+            txt.append(f"{min(gs):.2f}-{max(gs):.2f}" if gs else "(not run)")
+        print(
+            "| Prodigy, D-Adaptation, Mechanic: defaults and calibrated (range) | "
+            + " | ".join(txt)
+            + " |"
+        )
+        txt = []
+        for cells, names, sens in data.values():
+            c = sensitivity_counts(
+                cells, (names[subject], sens[subject]) if subject in sens else None
+            )
+            txt.append("(not run)" if c is None else f"{c[0]} of {c[1]}")
+        print("| cells under 10 % over 0.3x-3x of its rate | " + " | ".join(txt) + " |")
+    json.dump(
+        {"protocol": __doc__, "tables": out},
+        open(os.path.join(RESULTS, "across_suites.json"), "w"),
+        indent=1,
+    )
+
+
+if __name__ == "__main__":
+    main()
