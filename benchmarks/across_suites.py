@@ -37,6 +37,7 @@ RESULTS = os.path.join(HERE, "results")
 ROWS = [
     "v5",
     "v6",
+    U.V5_AT_V6_RATE,
     "warmup+cosine (target-tuned)",
     "warmup+cosine (tuned on the wider mixture)",
     "warmup+linear (tuned on the wider mixture)",
@@ -121,8 +122,44 @@ def sensitivity_counts(cells, rows):
         losses = c["per_task_test_loss"]
         base = np.mean(losses[one])
         change = max(abs(np.mean(losses[r]) / base - 1) for r in (low, high))
-        under += change < 0.10
+        under += int(change < 0.10)
     return under, len(cells)
+
+
+def sensitivity_score(cells, one, rows):
+    """The sixth suite's rule's score: geometric mean over the cells of the worse of the mean
+    test loss at 0.3x and 3x the rate over that at 1x."""
+    logs = []
+    for c in cells.values():
+        losses = c["per_task_test_loss"]
+        base = np.mean(losses[one])
+        logs.append(np.log(max(np.mean(losses[r]) for r in rows) / base))
+    return float(np.exp(np.mean(logs)))
+
+
+def sensitivity_table(data):
+    """Per suite and learned row: cells under 10 % and the sensitivity score, where its 0.3x
+    and 3x rows were run."""
+    print("\nBase-rate sensitivity: cells whose mean test loss changes under 10 % over 0.3x-3x")
+    print("of the row's rate; in brackets the sensitivity score (lower: less sensitive)\n")
+    print("| row | " + " | ".join(data) + " |")
+    print("| --- |" + " --- |" * len(data))
+    table = {}
+    for subject in ("v6", "v5", U.V5_AT_V6_RATE):
+        txt = []
+        for suite, (cells, names, sens) in data.items():
+            one = names.get(subject, subject)
+            rows = sens.get(subject, tuple(one + s for s in U.SENSITIVITY))
+            have = all(r in c["per_task_test_loss"] for c in cells.values() for r in (one, *rows))
+            if not have:
+                txt.append("(not run)")
+                continue
+            under, n = sensitivity_counts(cells, (one, rows))
+            score = sensitivity_score(cells, one, rows)
+            table.setdefault(subject, {})[suite] = [under, n, score]
+            txt.append(f"{under} of {n} ({score:.3f})")
+        print(f"| {subject} | " + " | ".join(txt) + " |")
+    return table
 
 
 def main():
@@ -159,6 +196,7 @@ def main():
             )
             txt.append("(not run)" if c is None else f"{c[0]} of {c[1]}")
         print("| cells under 10 % over 0.3x-3x of its rate | " + " | ".join(txt) + " |")
+    out["sensitivity"] = sensitivity_table(data)
     json.dump(
         {"protocol": __doc__, "tables": out},
         open(os.path.join(RESULTS, "across_suites.json"), "w"),

@@ -147,7 +147,7 @@ def rows(horizon):
     out = {U.SHIPPED_DEFAULT: lj.learned_schedule(T.INNER, schedule, params)}
     m = calibrate()["best"]
     out |= U.at_rate_rows(candidate_name(), lambda s: candidate_at(horizon, m * s))
-    return out | U.v6_rows(horizon)  # added after the sixth and seventh suites shipped v6
+    return out | U.v6_and_matched_rows(horizon)  # added after the sixth and seventh shipped v6
 
 
 def decision(out):

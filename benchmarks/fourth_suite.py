@@ -162,7 +162,7 @@ def candidate_rows(horizon):
         return {}
     rows = U.at_rate_rows(candidate_name(m), lambda s: PTab.v4_schedule(horizon, m * s))
     # v5 added after the fifth suite shipped it, v6 after the sixth and seventh shipped it
-    return rows | U.v5_rows(horizon) | U.v6_rows(horizon)
+    return rows | U.v5_rows(horizon) | U.v6_and_matched_rows(horizon)
 
 
 def decision(out):

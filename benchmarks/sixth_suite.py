@@ -56,6 +56,9 @@ calibration, was computed:
   oracle tuned on the cell), v4 at its former default and v5 at its default, and the candidate
   at its calibrated rate, both at 0.3x and 3x their rates too; the ratio tables of v5 and of the
   candidate against every row, the sensitivity scores, and the decision on both suites.
+- Added after the decision (a diagnostic, deciding nothing): v5 at the candidate's default
+  rate, and at 0.3x and 3x of it, so that the candidate's difference from v5 splits into its
+  params' share and its rate's.
 
 Outcome (2026-12-06): the candidate (seed 1, calibrated at 0.707x, 0.0113) over v5 is 0.980
 [0.974, 0.986] on the sixth suite and 1.000 [0.992, 1.008] on the seventh; its sensitivity
@@ -191,11 +194,13 @@ def baseline_rows(horizon):
 
 
 def rows(horizon):
-    """The baseline rows and the candidate at its calibrated rate, at 0.3x and 3x too."""
+    """The baseline rows and the candidate at its calibrated rate, at 0.3x and 3x too; then
+    (added after the decision) v5 at the candidate's rate (v6's default), and at 0.3x and 3x of
+    it, which tell its params' share of the difference from its rate's."""
     m = calibrate()["best"]
-    return baseline_rows(horizon) | U.at_rate_rows(
-        candidate_name(), lambda s: candidate_at(horizon, m * s)
-    )
+    out = baseline_rows(horizon)
+    out |= U.at_rate_rows(candidate_name(), lambda s: candidate_at(horizon, m * s))
+    return out | U.at_rate_rows(U.V5_AT_V6_RATE, lambda s: U.v5_at_v6_rate(horizon, s))
 
 
 def cells(names, long):

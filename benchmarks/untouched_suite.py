@@ -62,7 +62,8 @@ Protocol, fixed (and committed) before any number of it was computed:
 - Added after the fifth suite (`fifth_suite.py`) shipped v5: v5 at its default rate, and at
   0.3x and 3x of it, on the same tasks. This suite has decided nothing about v5.
 - Added after the sixth and seventh suites (`sixth_suite.py`) shipped v6: v6 at its default
-  rate, and at 0.3x and 3x of it. This suite has decided nothing about v6.
+  rate, and at 0.3x and 3x of it, and v5 at v6's default rate (0.0113). This suite has decided
+  nothing about v6.
 - Added after the fourth suite (`fourth_suite.py`) adopted a new default base rate for v4
   (0.707x its meta-training rate): v4 at that default, and at 0.3x and 3x of it, on the same
   tasks, so the shipped default has rows here too. They decide nothing; the idea of a lower rate
@@ -238,6 +239,23 @@ def v6_rows(horizon):
     return at_rate_rows(V6, lambda s: PTab.v6_at(horizon, s))
 
 
+# A diagnostic added after v6 shipped: v5's params at v6's default rate, so a difference between
+# the two splits into their params' share and their default rates'.
+V5_AT_V6_RATE = "v5 at v6's default rate (0.0113)"
+
+
+def v5_at_v6_rate(horizon, scale=1.0):
+    """(schedule, params) of v5 at `scale` x v6's default rate."""
+    ratio = lj.pretrained_info()["base_lr"] / PTab.v5_at(horizon)[0].base_lr
+    return PTab.v5_at(horizon, ratio * scale)
+
+
+def v6_and_matched_rows(horizon):
+    """v6's rows, and v5 at v6's default rate."""
+    tx = lj.learned_schedule(T.INNER, *v5_at_v6_rate(horizon))
+    return v6_rows(horizon) | {V5_AT_V6_RATE: tx}
+
+
 def shipped_default_row(horizon):
     """v4 at the default base rate the fourth suite's ship rule adopted, and at 0.3x and 3x of
     it (added after that decision, to the third suite's cells already computed); then v5 (added
@@ -252,7 +270,8 @@ THIRD = Suite(
     11,
     12,
     os.path.join(HERE, "results", "untouched_suite.json"),
-    lambda horizon: shipped_default_row(horizon) | v6_rows(horizon),  # v6 after the sixth suite
+    # v6 (and v5 at its rate) after the sixth and seventh suites
+    lambda horizon: shipped_default_row(horizon) | v6_and_matched_rows(horizon),
 )
 
 
