@@ -121,9 +121,7 @@ def families():
 
 def candidate_at(horizon, m):
     """(schedule, params) of the pilot's pick at m x its meta-training rate (0.016)."""
-    schedule, params = T.load_seeds(CANDIDATE)
-    seed = T.rule_pick(CANDIDATE)["seed"]
-    return schedule.clone(horizon=horizon, base_lr=schedule.base_lr * m), params[seed]
+    return T.pick_at(CANDIDATE, horizon, m)
 
 
 def candidate_schedule(horizon, m):

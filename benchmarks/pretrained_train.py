@@ -433,6 +433,14 @@ def rule_pick(out, seeds=None):
     return min(_rule_seeds(out, seeds), key=lambda i: i["best_validation"])
 
 
+def pick_at(out, horizon, m=1.0):
+    """(schedule, params) of the seed the rule picks in `out`, at `m` x its meta-training rate,
+    told `horizon`."""
+    schedule, params = load_seeds(out)
+    seed = rule_pick(out)["seed"]
+    return schedule.clone(horizon=horizon, base_lr=schedule.base_lr * m), params[seed]
+
+
 def ship(out, calibration=None):
     """Copies the seed the rule picks in `out` into the package, as `SHIPPED_NAME`; with a
     `calibration` file (`fourth_suite.calibrate`'s), its default base rate is the calibrated

@@ -79,10 +79,9 @@ def main():
     parser.add_argument("--candidate", help="a folder of seeds: check its rule's pick")
     args = parser.parse_args()
     if args.candidate:
-        schedule, params = T.load_seeds(args.candidate)
         seed = T.rule_pick(args.candidate)["seed"]
         name = f"{os.path.basename(args.candidate)} seed {seed}"
-        at = lambda m: (schedule.clone(horizon=T.H, base_lr=schedule.base_lr * m), params[seed])
+        at = lambda m: T.pick_at(args.candidate, T.H, m)
         out_name = f"scale_cue_check_{os.path.basename(args.candidate)}.json"
     else:
         name, at, out_name = "v5", lambda m: PTab.v5_at(T.H, m), "scale_cue_check.json"

@@ -496,6 +496,16 @@ def test_hide_horizon_hides_it_from_that_fraction_of_tasks():
     assert 16 <= np.sum(half == 0) <= 48
 
 
+def _train(task, params, tx, num_steps=5):
+    """`num_steps` steps of `tx` on `task`'s minibatches (keys 0, 1, ...)."""
+    state = tx.init(params)
+    for i in range(num_steps):
+        g = jax.grad(task.loss)(params, task.sample_batch(jax.random.key(i)))
+        u, state = tx.update(g, state, params)
+        params = optax.apply_updates(params, u)
+    return params
+
+
 def test_rate_scaled_family_rescales_adams_rate_not_the_loss():
     scaled = meta.rate_scaled_family(SMALL_REG, (2.5, 2.5))
     key, k_init = jax.random.key(3), jax.random.key(4)
@@ -507,20 +517,12 @@ def test_rate_scaled_family_rescales_adams_rate_not_the_loss():
     chex_close(jax.tree.map(lambda q: 2.5 * q, q0), theta0)
     np.testing.assert_allclose(task_s.test_loss(q0), task.test_loss(theta0), rtol=1e-6)
 
-    def train(t, params, tx):
-        state = tx.init(params)
-        for i in range(5):
-            g = jax.grad(t.loss)(params, t.sample_batch(jax.random.key(i)))
-            u, state = tx.update(g, state, params)
-            params = optax.apply_updates(params, u)
-        return params
-
     # Adam with rate 0.01 on q = theta / 2.5 is Adam with rate 0.025 on theta.
-    q = train(task_s, q0, optax.adam(0.01, eps=1e-12))
-    theta = train(task, theta0, optax.adam(0.025, eps=1e-12))
+    q = _train(task_s, q0, optax.adam(0.01, eps=1e-12))
+    theta = _train(task, theta0, optax.adam(0.025, eps=1e-12))
     chex_close(jax.tree.map(lambda x: 2.5 * x, q), theta)
     # ...and not the same rate on theta (the test can tell the two apart).
-    theta_same = train(task, theta0, optax.adam(0.01, eps=1e-12))
+    theta_same = _train(task, theta0, optax.adam(0.01, eps=1e-12))
     assert not np.allclose(
         theta_same["params"]["Dense_0"]["kernel"], theta["params"]["Dense_0"]["kernel"], rtol=1e-3
     )
@@ -560,17 +562,9 @@ def test_rate_scaled_family_keep_gradients_changes_only_the_rate():
     np.testing.assert_allclose(task_k.loss(q0, batch), task.loss(theta0, batch) / s, rtol=1e-6)
     np.testing.assert_allclose(task_k.test_accuracy(q0), task.test_accuracy(theta0))
 
-    def train(t, params, tx):
-        state = tx.init(params)
-        for i in range(5):
-            g = jax.grad(t.loss)(params, t.sample_batch(jax.random.key(i)))
-            u, state = tx.update(g, state, params)
-            params = optax.apply_updates(params, u)
-        return params
-
     for make in (optax.sgd, lambda lr: optax.adam(lr, eps=1e-8)):
-        q = train(task_k, q0, make(0.1))
-        close(jax.tree.map(lambda x: s * x, q), train(task, theta0, make(0.1 * s)))
+        q = _train(task_k, q0, make(0.1))
+        close(jax.tree.map(lambda x: s * x, q), _train(task, theta0, make(0.1 * s)))
     with pytest.raises(TypeError, match="keep_gradients"):
         meta.rate_scaled_family(family, (s, s), keep_gradients=1)
 
