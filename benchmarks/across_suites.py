@@ -126,17 +126,6 @@ def sensitivity_counts(cells, rows):
     return under, len(cells)
 
 
-def sensitivity_score(cells, one, rows):
-    """The sixth suite's rule's score: geometric mean over the cells of the worse of the mean
-    test loss at 0.3x and 3x the rate over that at 1x."""
-    logs = []
-    for c in cells.values():
-        losses = c["per_task_test_loss"]
-        base = np.mean(losses[one])
-        logs.append(np.log(max(np.mean(losses[r]) for r in rows) / base))
-    return float(np.exp(np.mean(logs)))
-
-
 def sensitivity_table(data):
     """Per suite and learned row: cells under 10 % and the sensitivity score, where its 0.3x
     and 3x rows were run."""
@@ -155,7 +144,7 @@ def sensitivity_table(data):
                 txt.append("(not run)")
                 continue
             under, n = sensitivity_counts(cells, (one, rows))
-            score = sensitivity_score(cells, one, rows)
+            score = S.sensitivity_score(cells, one, rows)
             table.setdefault(subject, {})[suite] = [under, n, score]
             txt.append(f"{under} of {n} ({score:.3f})")
         print(f"| {subject} | " + " | ".join(txt) + " |")

@@ -226,13 +226,15 @@ SEVENTH = U.Suite(
 )
 
 
-def sensitivity_score(cells, row):
-    """Geometric mean over `cells` of max(mean test loss at 0.3x, at 3x) / that at 1x."""
+def sensitivity_score(cells, row, rate_rows=None):
+    """Geometric mean over `cells` of max(mean test loss at 0.3x, at 3x) / that at 1x; the
+    0.3x and 3x rows are `rate_rows`, by default `row` with `U.SENSITIVITY`'s suffixes."""
+    rate_rows = rate_rows or tuple(row + suffix for suffix in U.SENSITIVITY)
     logs = []
     for cell in cells.values():
         losses = cell["per_task_test_loss"]
         one = PT.finite_mean(losses[row])
-        worst = max(PT.finite_mean(losses[row + suffix]) for suffix in U.SENSITIVITY)
+        worst = max(PT.finite_mean(losses[r]) for r in rate_rows)
         logs.append(np.log(worst / one))
     return float(np.exp(np.mean(logs)))
 
