@@ -114,8 +114,7 @@ V4_DEFAULT_SCALE = 2.0**-0.5  # v4's default rate from the fourth suite on: 0.70
 @functools.cache
 def _v4():
     """v4's schedule and params, read once from the folder it was trained in."""
-    schedule, params = T.load_seeds(T.V4_SEEDS)
-    return schedule, params[T.rule_pick(T.V4_SEEDS)["seed"]]
+    return T.pick_at(T.V4_SEEDS, None)
 
 
 def v4_schedule(horizon, scale=1.0):
@@ -136,11 +135,7 @@ def v4_default_at(horizon, scale=1.0):
 def _v5():
     """v5's schedule at its default rate (its meta-training rate times the multiple the fifth
     suite's calibration chose) and its params, read once from the folder it was trained in."""
-    schedule, params = T.load_seeds(T.V5_SEEDS)
-    multiple = json.load(open(T.V5_CALIBRATION))["best"]
-    return schedule.clone(base_lr=schedule.base_lr * multiple), params[
-        T.rule_pick(T.V5_SEEDS)["seed"]
-    ]
+    return T.pick_at(T.V5_SEEDS, None, json.load(open(T.V5_CALIBRATION))["best"])
 
 
 def v5_at(horizon, scale=1.0):
