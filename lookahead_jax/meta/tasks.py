@@ -456,9 +456,12 @@ def rate_scaled_family(
         def on_theta(f, divide=keep_gradients):
             if f is None:
                 return None
-            if not divide:
-                return lambda q, *a: f(up(q), *a)
-            return lambda q, *a: (lambda v: v / s.astype(v.dtype))(f(up(q), *a))
+
+            def at_q(q, *args):
+                value = f(up(q), *args)
+                return value / s.astype(value.dtype) if divide else value
+
+            return at_q
 
         return Task(
             init_params=lambda key: down(task.init_params(key)),
