@@ -12,7 +12,7 @@ import optax
 import pytest
 import torch
 from _torch_reference import NAMES, max_rel_diff, problem, run_jax, torch_loss
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch.optim import swa_utils
 
@@ -141,13 +141,19 @@ def torch_swalr_lrs(steps, base_lr, swa_lr, anneal, strategy, swa_start):
     strategy=st.sampled_from(["cos", "linear"]),
     swa_start=st.integers(0, 30),
 )
+# Found by the suite: near the end of the cosine anneal the rate is 0.025 of a base rate of 1, so
+# float32's rounding of the two terms (a few ulps of 1) is 2.1e-6 of the result.
+@example(base_lr=1.0, swa_lr=0.0078125, anneal=12, strategy="cos", swa_start=0)
 def test_swa_schedule_is_swalr(base_lr, swa_lr, anneal, strategy, swa_start):
     steps = 70
     base = optax.exponential_decay(base_lr, 7, 0.7, staircase=True)
     schedule = swa_schedule(base, swa_lr, anneal, strategy, start_step=swa_start + 1)
     ours = schedule(jnp.arange(steps, dtype=jnp.int32))  # element-wise in the count
     theirs = torch_swalr_lrs(steps, base_lr, swa_lr, anneal, strategy, swa_start)
-    np.testing.assert_allclose(ours, theirs, rtol=2e-6)  # float32 schedule vs Python floats
+    # A float32 schedule against Python floats: SWALR's alpha * swa_lr + (1 - alpha) * lr rounds
+    # to a few ulps of the larger rate, which is far more than 2e-6 of a small result.
+    scale = 4 * np.finfo(np.float32).eps * max(base_lr, swa_lr)
+    np.testing.assert_allclose(ours, theirs, rtol=2e-6, atol=scale)
     np.testing.assert_allclose(ours[swa_start + 1 + anneal :], swa_lr, rtol=2e-6)
 
 
