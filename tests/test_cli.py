@@ -10,6 +10,13 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def share_compiles(xla_cache_env, monkeypatch):
+    """The runs in this file share one compilation cache (see conftest.xla_cache_env)."""
+    for name, value in xla_cache_env.items():
+        monkeypatch.setenv(name, value)
+
+
 def cli(*args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Runs the command as a user would. Runs that write to the default --out get a `cwd`."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
