@@ -59,6 +59,14 @@ calibration, was computed:
 - Added after the decision (a diagnostic, deciding nothing): v5 at the candidate's default
   rate, and at 0.3x and 3x of it, so that the candidate's difference from v5 splits into its
   params' share and its rate's.
+- Added after v6 shipped (`--seeds`, a diagnostic deciding nothing; fixed before seeds 3 and 4
+  were trained): issue 13 asks for at least 5 meta-training seeds, and v6's protocol had 3. Seeds
+  3 and 4 are trained by the same command (`pretrained_train.py ... --seeds 3,4` into the same
+  folder; `ship_seeds.json` keeps the rule's pick among 0-2). Every seed but the pick is scored
+  on both suites at v6's default rate (the pick's calibrated multiple, 0.707x; no seed is
+  recalibrated, as a user would get it), and the table gives each seed over v6 and over v5: the
+  spread of what the rule could have shipped, and how many seeds would have met the rule's
+  "level with v5" clause (interval's upper end below 1.01).
 
 Outcome (2026-12-06): the candidate (seed 1, calibrated at 0.707x, 0.0113) over v5 is 0.980
 [0.974, 0.986] on the sixth suite and 1.000 [0.992, 1.008] on the seventh; its sensitivity
@@ -72,6 +80,7 @@ Run:  python benchmarks/sixth_suite.py --no-candidate   (the sixth suite's basel
                                                          cells, or every row of a new one)
       python benchmarks/sixth_suite.py --seventh ...    (the same for the seventh suite)
       python benchmarks/sixth_suite.py --decide         (the ship rule on both suites)
+      python benchmarks/sixth_suite.py --seeds          (every seed of v6's protocol, both suites)
       python benchmarks/sixth_suite.py [--seventh] --report   (the tables from its file)
 """
 
@@ -84,6 +93,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 import fourth_suite as F
+import pretrained_tables as PTab
 import pretrained_train as T
 import protocol_tables as PT
 import untouched_suite as U
@@ -201,6 +211,46 @@ def rows(horizon):
     return out | U.at_rate_rows(U.V5_AT_V6_RATE, lambda s: U.v5_at_v6_rate(horizon, s))
 
 
+SEED_ROW = "v6's protocol, seed {} at v6's default rate"
+
+
+def seed_rows(horizon):
+    """Every trained seed of v6's protocol but the pick, at the pick's calibrated rate."""
+    m, pick = calibrate()["best"], T.rule_pick(CANDIDATE)["seed"]
+    schedule, params = T.load_seeds(CANDIDATE)
+    schedule = schedule.clone(horizon=horizon, base_lr=schedule.base_lr * m)
+    return {
+        SEED_ROW.format(k): lj.learned_schedule(T.INNER, schedule, p)
+        for k, p in params.items()
+        if k != pick
+    }
+
+
+def seeds():
+    """Adds `seed_rows` to both suites' stored cells, then prints each seed over v6 and v5."""
+    pick = T.rule_pick(CANDIDATE)["seed"]
+    for suite in (SIXTH, SEVENTH):
+        U.run(suite._replace(extra_rows=lambda h: rows(h) | seed_rows(h)))
+    print(f"\nEach seed of v6's protocol at v6's default rate (seed {pick} is v6), geometric mean")
+    print("of per-task test-loss ratios over each suite's cells [bootstrap 95 %]:\n")
+    print("| seed | sixth / v6 | sixth / v5 | seventh / v6 | seventh / v5 |")
+    print("| --- | --- | --- | --- | --- |")
+    stored = [json.load(open(suite.out))["cells"] for suite in (SIXTH, SEVENTH)]
+    v6, level = candidate_name(), 0  # the candidate's rows are v6's in these two suites
+    for k in sorted(T.load_seeds(CANDIDATE)[1]):
+        row = v6 if k == pick else SEED_ROW.format(k)
+        figures, his = [], []
+        for cells in stored:
+            for ref in (v6, U.V5):
+                g, (lo, hi) = PTab.pooled(cells, row, ref)
+                figures.append(f"{g:.3f} [{lo:.3f}, {hi:.3f}]")
+                if ref == U.V5:
+                    his.append(hi)
+        level += all(hi < 1.01 for hi in his)
+        print(f"| {k}{' (v6)' if k == pick else ''} | " + " | ".join(figures) + " |")
+    print(f"\nseeds level with v5 on both suites (upper end below 1.01): {level}")
+
+
 def cells(names, long):
     return [(f, 1) for f in names] + [(f, 5) for f in long]
 
@@ -272,6 +322,7 @@ def main():
     steps = [
         ("--calibrate", "the candidate's rate (cached)", lambda: F.print_calibration(calibrate())),
         ("--decide", "the ship rule on both suites", decide),
+        ("--seeds", "every seed of v6's protocol on both suites (a diagnostic)", seeds),
     ]
     U.main(suite, __doc__, steps)
 
