@@ -66,7 +66,10 @@ calibration, was computed:
   on both suites at v6's default rate (the pick's calibrated multiple, 0.707x; no seed is
   recalibrated, as a user would get it), and the table gives each seed over v6 and over v5: the
   spread of what the rule could have shipped, and how many seeds would have met the rule's
-  "level with v5" clause (interval's upper end below 1.01).
+  "level with v5" clause (interval's upper end below 1.01). Outcome (2026-12-06): seeds 3 and 4
+  reached best validation meta-losses of -2.793 and -2.801 (the pick's -2.844 stays the lowest).
+  The pick is the best of the five on both suites: the others are 1.010-1.139x v6 on the sixth
+  and 1.008-1.043x on the seventh, and only the pick is level with v5 on both.
 
 Outcome (2026-12-06): the candidate (seed 1, calibrated at 0.707x, 0.0113) over v5 is 0.980
 [0.974, 0.986] on the sixth suite and 1.000 [0.992, 1.008] on the seventh; its sensitivity
