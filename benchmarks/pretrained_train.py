@@ -117,7 +117,9 @@ Run:  python benchmarks/pretrained_train.py                       (5 seeds, ~20 
       python benchmarks/pretrained_train.py --wider --horizon-mix 1,5 --keep-gradients \
           --seeds 0,1,2 --meta-steps 1200 --validation-tasks 32 --validate-every 60 \
           --validation-families --out benchmarks/results/pretrained_kept_gradients
-                                          (a pilot: rate scaling that keeps the gradients)
+                                          (a pilot: rate scaling that keeps the gradients;
+                                          then --seeds 3,4 into the same folder, after v6
+                                          shipped, for `sixth_suite.py --seeds`)
       python benchmarks/pretrained_train.py --seeds 0 --meta-steps 6   (a pilot)
       python benchmarks/pretrained_train.py --ship \
           --out benchmarks/results/pretrained_heldout_selection   (shipped v2: the rule's seed)
