@@ -14,7 +14,11 @@ number of cells whose largest change of mean test loss over 0.3x-3x of the defau
 under 10 % (issue 17's sensitivity goal), where those rows were run. A suite that decided a
 version is marked: its column is not a clean estimate of that version.
 
-Run:  python benchmarks/across_suites.py   (seconds; the tables from the stored files)
+The seeds of v6's protocol (`sixth_suite.py --seeds` adds their rows) get a table of their own:
+each seed over v6 and over v5 on every suite where their rows were run.
+
+Run:  python benchmarks/across_suites.py           (seconds; the tables from the stored files)
+      python benchmarks/across_suites.py --seeds   (the seeds' table only)
 """
 
 import json
@@ -26,6 +30,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 import fifth_suite as F5
 import pretrained_tables as PTab
+import pretrained_train as T
 import sixth_suite as S
 import untouched_suite as U
 
@@ -151,7 +156,41 @@ def sensitivity_table(data):
     return table
 
 
+def seed_table(data=None):
+    """Each seed of v6's protocol over v6 and over v5 on every suite that has their rows, and
+    how many seeds are level with or better than v5 there (the 95 % interval's upper end below
+    1.01, the ship rule's clause). Returns {suite: {seed: [over v6, over v5]}}."""
+    data = data or suites()
+    pick, seeds = T.rule_pick(S.CANDIDATE)["seed"], sorted(T.load_seeds(S.CANDIDATE)[1])
+    rows = {k: S.SEED_ROW.format(k) for k in seeds if k != pick}
+    data = {
+        suite: d
+        for suite, d in data.items()
+        if all(r in c["per_task_test_loss"] for c in d[0].values() for r in rows.values())
+    }
+    out = {}
+    for ref in ("v6", "v5"):
+        print(f"\nEach seed of v6's protocol at v6's default rate / {ref} (seed {pick} is v6):")
+        print("geometric mean over each suite's cells of per-task test-loss ratios [95 %]\n")
+        heads = [s + (" (decided v6)" if DECIDED.get(s) == "v6" else "") for s in data]
+        print("| seed | " + " | ".join(heads) + " |")
+        print("| --- |" + " --- |" * len(data))
+        for k in seeds:
+            txt = []
+            for suite, (cells, names, _) in data.items():
+                r = _ratio(cells, rows.get(k, names["v6"]), names[ref])
+                out.setdefault(suite, {}).setdefault(k, []).append(r)
+                txt.append(_fmt(r))
+            print(f"| {k}{' (v6)' if k == pick else ''} | " + " | ".join(txt) + " |")
+    level = [sum(r[1][1][1] < 1.01 for r in out[suite].values()) for suite in data]
+    counts = " | ".join(f"{n} of {len(seeds)}" for n in level)
+    print(f"| seeds level with v5 or better (upper end below 1.01) | {counts} |")
+    return out
+
+
 def main():
+    if "--seeds" in sys.argv:
+        return seed_table()
     data = suites()
     out = {}
     for subject in ("v6", "v5"):
@@ -186,6 +225,7 @@ def main():
             txt.append("(not run)" if c is None else f"{c[0]} of {c[1]}")
         print("| cells under 10 % over 0.3x-3x of its rate | " + " | ".join(txt) + " |")
     out["sensitivity"] = sensitivity_table(data)
+    out["seeds"] = seed_table(data)
     json.dump(
         {"protocol": __doc__, "tables": out},
         open(os.path.join(RESULTS, "across_suites.json"), "w"),

@@ -66,7 +66,9 @@ calibration, was computed:
   on both suites at v6's default rate (the pick's calibrated multiple, 0.707x; no seed is
   recalibrated, as a user would get it), and the table gives each seed over v6 and over v5: the
   spread of what the rule could have shipped, and how many seeds would have met the rule's
-  "level with v5" clause (interval's upper end below 1.01). Outcome (2026-12-06): seeds 3 and 4
+  "level with v5" clause (interval's upper end below 1.01). After that table, the same rows
+  were added to the third, fourth and fifth suites (fixed before they were run there): does the
+  pick stay the best where it was not decided? Outcome (2026-12-06): seeds 3 and 4
   reached best validation meta-losses of -2.793 and -2.801 (the pick's -2.844 stays the lowest).
   The pick is the best of the five on both suites: the others are 1.010-1.139x v6 on the sixth
   and 1.008-1.043x on the seventh, and only the pick is level with v5 on both.
@@ -96,7 +98,6 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 import fourth_suite as F
-import pretrained_tables as PTab
 import pretrained_train as T
 import protocol_tables as PT
 import untouched_suite as U
@@ -230,28 +231,15 @@ def seed_rows(horizon):
 
 
 def seeds():
-    """Adds `seed_rows` to both suites' stored cells, then prints each seed over v6 and v5."""
-    pick = T.rule_pick(CANDIDATE)["seed"]
-    for suite in (SIXTH, SEVENTH):
-        U.run(suite._replace(extra_rows=lambda h: rows(h) | seed_rows(h)))
-    print(f"\nEach seed of v6's protocol at v6's default rate (seed {pick} is v6), geometric mean")
-    print("of per-task test-loss ratios over each suite's cells [bootstrap 95 %]:\n")
-    print("| seed | sixth / v6 | sixth / v5 | seventh / v6 | seventh / v5 |")
-    print("| --- | --- | --- | --- | --- |")
-    stored = [json.load(open(suite.out))["cells"] for suite in (SIXTH, SEVENTH)]
-    v6, level = candidate_name(), 0  # the candidate's rows are v6's in these two suites
-    for k in sorted(T.load_seeds(CANDIDATE)[1]):
-        row = v6 if k == pick else SEED_ROW.format(k)
-        figures, his = [], []
-        for cells in stored:
-            for ref in (v6, U.V5):
-                g, (lo, hi) = PTab.pooled(cells, row, ref)
-                figures.append(f"{g:.3f} [{lo:.3f}, {hi:.3f}]")
-                if ref == U.V5:
-                    his.append(hi)
-        level += all(hi < 1.01 for hi in his)
-        print(f"| {k}{' (v6)' if k == pick else ''} | " + " | ".join(figures) + " |")
-    print(f"\nseeds level with v5 on both suites (upper end below 1.01): {level}")
+    """Adds `seed_rows` to the stored cells of the sixth and seventh suites and (added after
+    their table, the same rows) of the third, fourth and fifth; then prints
+    `across_suites.seed_table`."""
+    import across_suites  # it imports this module
+    import fifth_suite
+
+    for suite in (SIXTH, SEVENTH, U.THIRD, F.FOURTH, fifth_suite.FIFTH):
+        U.run(suite._replace(extra_rows=lambda h, suite=suite: suite.extra_rows(h) | seed_rows(h)))
+    across_suites.seed_table()
 
 
 def cells(names, long):
