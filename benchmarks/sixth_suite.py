@@ -71,7 +71,9 @@ calibration, was computed:
   pick stay the best where it was not decided? Outcome (2026-12-06): seeds 3 and 4
   reached best validation meta-losses of -2.793 and -2.801 (the pick's -2.844 stays the lowest).
   The pick is the best of the five on both suites: the others are 1.010-1.139x v6 on the sixth
-  and 1.008-1.043x on the seventh, and only the pick is level with v5 on both.
+  and 1.008-1.043x on the seventh, and only the pick is level with v5 on both. On the third the
+  pick is the best too (the others 1.017-1.089x), on the fourth level (0.998-1.023x), and on the
+  fifth the fourth of five (seeds 0, 2 and 4 are 0.832-0.937x it).
 
 Outcome (2026-12-06): the candidate (seed 1, calibrated at 0.707x, 0.0113) over v5 is 0.980
 [0.974, 0.986] on the sixth suite and 1.000 [0.992, 1.008] on the seventh; its sensitivity
