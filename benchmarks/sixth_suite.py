@@ -87,7 +87,7 @@ Run:  python benchmarks/sixth_suite.py --no-candidate   (the sixth suite's basel
                                                          cells, or every row of a new one)
       python benchmarks/sixth_suite.py --seventh ...    (the same for the seventh suite)
       python benchmarks/sixth_suite.py --decide         (the ship rule on both suites)
-      python benchmarks/sixth_suite.py --seeds          (every seed of v6's protocol, both suites)
+      python benchmarks/sixth_suite.py --seeds          (every seed of v6's protocol, five suites)
       python benchmarks/sixth_suite.py [--seventh] --report   (the tables from its file)
 """
 
@@ -315,7 +315,7 @@ def main():
     steps = [
         ("--calibrate", "the candidate's rate (cached)", lambda: F.print_calibration(calibrate())),
         ("--decide", "the ship rule on both suites", decide),
-        ("--seeds", "every seed of v6's protocol on both suites (a diagnostic)", seeds),
+        ("--seeds", "every seed of v6's protocol on five suites (a diagnostic)", seeds),
     ]
     U.main(suite, __doc__, steps)
 
