@@ -15,10 +15,11 @@ under 10 % (issue 17's sensitivity goal), where those rows were run. A suite tha
 version is marked: its column is not a clean estimate of that version.
 
 The seeds of v6's protocol (`sixth_suite.py --seeds` adds their rows) get a table of their own:
-each seed over v6 and over v5 on every suite where their rows were run.
+each seed over v6 and over v5 on every suite where their rows were run; and, with v5's protocol's
+seeds, both protocols at v6's default rate over v5's pick at that rate.
 
 Run:  python benchmarks/across_suites.py           (seconds; the tables from the stored files)
-      python benchmarks/across_suites.py --seeds   (the seeds' table only)
+      python benchmarks/across_suites.py --seeds   (the seeds' tables only)
 """
 
 import json
@@ -188,9 +189,50 @@ def seed_table(data=None):
     return out
 
 
+def protocol_table(data):
+    """Every seed of v6's and of v5's protocols at v6's default rate over v5's pick at that rate
+    (`U.V5_AT_V6_RATE`), and each protocol's geometric mean over its seeds' ratios, on the suites
+    in `data` that have the v5 seeds' rows. Returns {row: {suite: ratio}}."""
+    seeds = {"v6": (S.CANDIDATE, S.SEED_ROW), "v5": (T.V5_SEEDS, S.V5_SEED_ROW)}
+    v5_pick = T.rule_pick(T.V5_SEEDS)["seed"]
+    needed = [S.V5_SEED_ROW.format(k) for k in T.load_seeds(T.V5_SEEDS)[1] if k != v5_pick]
+    data = {
+        suite: d
+        for suite, d in data.items()
+        if all(r in c["per_task_test_loss"] for c in d[0].values() for r in needed)
+    }
+    print("\nBoth protocols' seeds at v6's default rate / v5's pick at that rate: geometric mean")
+    print("over each suite's cells of per-task test-loss ratios [95 %]\n")
+    print("| seed | " + " | ".join(data) + " |")
+    print("| --- |" + " --- |" * len(data))
+    out = {}
+    for version, (folder, name) in seeds.items():
+        pick = T.rule_pick(folder)["seed"]
+        logs = {suite: [] for suite in data}
+        for k in sorted(T.load_seeds(folder)[1]):
+            label = f"{version}'s protocol, seed {k}" + (" (the pick)" if k == pick else "")
+            txt = []
+            for suite, (cells, names, _) in data.items():
+                row = name.format(k)
+                if k == pick:
+                    row = names["v6"] if version == "v6" else U.V5_AT_V6_RATE
+                r = _ratio(cells, row, U.V5_AT_V6_RATE)
+                out.setdefault(label, {})[suite] = r
+                logs[suite].append(np.log(r[0]))
+                txt.append(_fmt(r))
+            print(f"| {label} | " + " | ".join(txt) + " |")
+        mean = {suite: float(np.exp(np.mean(v))) for suite, v in logs.items()}
+        out[f"{version}'s protocol, geometric mean over its seeds"] = mean
+        n = len(next(iter(logs.values())))
+        cells = " | ".join(f"{g:.3f}" for g in mean.values())
+        print(f"| {version}'s protocol, geometric mean over its {n} seeds | {cells} |")
+    return out
+
+
 def main():
     if "--seeds" in sys.argv:
-        return seed_table()
+        data = suites()
+        return seed_table(data), protocol_table(data)
     data = suites()
     out = {}
     for subject in ("v6", "v5"):
@@ -226,6 +268,7 @@ def main():
         print("| cells under 10 % over 0.3x-3x of its rate | " + " | ".join(txt) + " |")
     out["sensitivity"] = sensitivity_table(data)
     out["seeds"] = seed_table(data)
+    out["protocols at equal rates"] = protocol_table(data)
     json.dump(
         {"protocol": __doc__, "tables": out},
         open(os.path.join(RESULTS, "across_suites.json"), "w"),

@@ -74,6 +74,11 @@ calibration, was computed:
   and 1.008-1.043x on the seventh, and only the pick is level with v5 on both. On the third the
   pick is the best too (the others 1.017-1.089x), on the fourth level (0.998-1.023x), and on the
   fifth the fourth of five (seeds 0, 2 and 4 are 0.832-0.937x it).
+- Added after that (fixed before its run): the two protocols at equal rates. v5's protocol's
+  other two seeds (`results/pretrained_horizon_mix`, seeds 0 and 1; its pick, seed 2, has the
+  row `U.V5_AT_V6_RATE`) are scored at v6's default rate on the same five suites. Per suite, each
+  seed of either protocol over v5's pick at that rate, and each protocol's geometric mean over
+  its seeds: does keeping the gradients make a better recipe, or only v6 a better seed?
 
 Outcome (2026-12-06): the candidate (seed 1, calibrated at 0.707x, 0.0113) over v5 is 0.980
 [0.974, 0.986] on the sixth suite and 1.000 [0.992, 1.008] on the seventh; its sensitivity
@@ -218,30 +223,41 @@ def rows(horizon):
 
 
 SEED_ROW = "v6's protocol, seed {} at v6's default rate"
+V5_SEED_ROW = "v5's protocol, seed {} at v6's default rate"
 
 
-def seed_rows(horizon):
-    """Every trained seed of v6's protocol but the pick, at the pick's calibrated rate."""
-    m, pick = calibrate()["best"], T.rule_pick(CANDIDATE)["seed"]
-    schedule, params = T.load_seeds(CANDIDATE)
-    schedule = schedule.clone(horizon=horizon, base_lr=schedule.base_lr * m)
+def _seeds_at_v6_rate(folder, name, horizon):
+    """{name with the seed: transformation} of every seed trained in `folder` but the rule's
+    pick, at v6's default rate."""
+    pick = T.rule_pick(folder)["seed"]
+    schedule, params = T.load_seeds(folder)
+    schedule = schedule.clone(horizon=horizon, base_lr=lj.pretrained_info()["base_lr"])
     return {
-        SEED_ROW.format(k): lj.learned_schedule(T.INNER, schedule, p)
+        name.format(k): lj.learned_schedule(T.INNER, schedule, p)
         for k, p in params.items()
         if k != pick
     }
 
 
+def seed_rows(horizon):
+    """The seeds of v6's protocol and of v5's but their picks, at v6's default rate (v6's
+    pick's calibrated rate; v5's pick has that row already, `U.V5_AT_V6_RATE`)."""
+    rows = _seeds_at_v6_rate(CANDIDATE, SEED_ROW, horizon)
+    return rows | _seeds_at_v6_rate(T.V5_SEEDS, V5_SEED_ROW, horizon)
+
+
 def seeds():
     """Adds `seed_rows` to the stored cells of the sixth and seventh suites and (added after
     their table, the same rows) of the third, fourth and fifth; then prints
-    `across_suites.seed_table`."""
+    `across_suites.seed_table` and `protocol_table`."""
     import across_suites  # it imports this module
     import fifth_suite
 
     for suite in (SIXTH, SEVENTH, U.THIRD, F.FOURTH, fifth_suite.FIFTH):
         U.run(suite._replace(extra_rows=lambda h, suite=suite: suite.extra_rows(h) | seed_rows(h)))
-    across_suites.seed_table()
+    data = across_suites.suites()
+    across_suites.seed_table(data)
+    across_suites.protocol_table(data)
 
 
 def cells(names, long):
