@@ -79,6 +79,10 @@ calibration, was computed:
   row `U.V5_AT_V6_RATE`) are scored at v6's default rate on the same five suites. Per suite, each
   seed of either protocol over v5's pick at that rate, and each protocol's geometric mean over
   its seeds: does keeping the gradients make a better recipe, or only v6 a better seed?
+  Outcome (2026-12-06): over v5's pick at that rate, v6's protocol's five seeds average 1.041,
+  0.880, 0.958, 1.044 and 1.071 (third, fourth, fifth, sixth, seventh), v5's three 1.034, 0.974,
+  0.937, 1.018 and 1.005: the recipe that keeps the gradients is better on the fourth suite
+  (by 10 %) and worse on the other four (by 0.7-6.5 %).
 
 Outcome (2026-12-06): the candidate (seed 1, calibrated at 0.707x, 0.0113) over v5 is 0.980
 [0.974, 0.986] on the sixth suite and 1.000 [0.992, 1.008] on the seventh; its sensitivity
