@@ -157,18 +157,28 @@ def sensitivity_table(data):
     return table
 
 
-def seed_table(data=None):
+def _seed_rows(folder, name):
+    """(the rule's pick, {seed: its row name}) for the seeds trained in `folder`; the pick's row
+    is None, since each table names it as it is stored."""
+    pick = T.rule_pick(folder)["seed"]
+    return pick, {k: None if k == pick else name.format(k) for k in sorted(T.load_seeds(folder)[1])}
+
+
+def _with_rows(data, rows):
+    """The suites of `data` whose every cell has each of `rows`."""
+    return {
+        suite: d
+        for suite, d in data.items()
+        if all(r in c["per_task_test_loss"] for c in d[0].values() for r in rows if r)
+    }
+
+
+def seed_table(data):
     """Each seed of v6's protocol over v6 and over v5 on every suite that has their rows, and
     how many seeds are level with or better than v5 there (the 95 % interval's upper end below
     1.01, the ship rule's clause). Returns {suite: {seed: [over v6, over v5]}}."""
-    data = data or suites()
-    pick, seeds = T.rule_pick(S.CANDIDATE)["seed"], sorted(T.load_seeds(S.CANDIDATE)[1])
-    rows = {k: S.SEED_ROW.format(k) for k in seeds if k != pick}
-    data = {
-        suite: d
-        for suite, d in data.items()
-        if all(r in c["per_task_test_loss"] for c in d[0].values() for r in rows.values())
-    }
+    pick, rows = _seed_rows(S.CANDIDATE, S.SEED_ROW)
+    data = _with_rows(data, rows.values())
     out = {}
     for ref in ("v6", "v5"):
         print(f"\nEach seed of v6's protocol at v6's default rate / {ref} (seed {pick} is v6):")
@@ -176,15 +186,15 @@ def seed_table(data=None):
         heads = [s + (" (decided v6)" if DECIDED.get(s) == "v6" else "") for s in data]
         print("| seed | " + " | ".join(heads) + " |")
         print("| --- |" + " --- |" * len(data))
-        for k in seeds:
+        for k, row in rows.items():
             txt = []
             for suite, (cells, names, _) in data.items():
-                r = _ratio(cells, rows.get(k, names["v6"]), names[ref])
+                r = _ratio(cells, row or names["v6"], names[ref])
                 out.setdefault(suite, {}).setdefault(k, []).append(r)
                 txt.append(_fmt(r))
             print(f"| {k}{' (v6)' if k == pick else ''} | " + " | ".join(txt) + " |")
     level = [sum(r[1][1][1] < 1.01 for r in out[suite].values()) for suite in data]
-    counts = " | ".join(f"{n} of {len(seeds)}" for n in level)
+    counts = " | ".join(f"{n} of {len(rows)}" for n in level)
     print(f"| seeds level with v5 or better (upper end below 1.01) | {counts} |")
     return out
 
@@ -193,47 +203,36 @@ def protocol_table(data):
     """Every seed of v6's and of v5's protocols at v6's default rate over v5's pick at that rate
     (`U.V5_AT_V6_RATE`), and each protocol's geometric mean over its seeds' ratios, on the suites
     in `data` that have the v5 seeds' rows. Returns {row: {suite: ratio}}."""
-    seeds = {"v6": (S.CANDIDATE, S.SEED_ROW), "v5": (T.V5_SEEDS, S.V5_SEED_ROW)}
-    v5_pick = T.rule_pick(T.V5_SEEDS)["seed"]
-    needed = [S.V5_SEED_ROW.format(k) for k in T.load_seeds(T.V5_SEEDS)[1] if k != v5_pick]
-    data = {
-        suite: d
-        for suite, d in data.items()
-        if all(r in c["per_task_test_loss"] for c in d[0].values() for r in needed)
-    }
+    seeds = {"v6": _seed_rows(S.CANDIDATE, S.SEED_ROW), "v5": _seed_rows(T.V5_SEEDS, S.V5_SEED_ROW)}
+    data = _with_rows(data, seeds["v5"][1].values())
     print("\nBoth protocols' seeds at v6's default rate / v5's pick at that rate: geometric mean")
     print("over each suite's cells of per-task test-loss ratios [95 %]\n")
     print("| seed | " + " | ".join(data) + " |")
     print("| --- |" + " --- |" * len(data))
     out = {}
-    for version, (folder, name) in seeds.items():
-        pick = T.rule_pick(folder)["seed"]
+    for version, (pick, rows) in seeds.items():
         logs = {suite: [] for suite in data}
-        for k in sorted(T.load_seeds(folder)[1]):
+        for k, row in rows.items():
             label = f"{version}'s protocol, seed {k}" + (" (the pick)" if k == pick else "")
             txt = []
             for suite, (cells, names, _) in data.items():
-                row = name.format(k)
-                if k == pick:
-                    row = names["v6"] if version == "v6" else U.V5_AT_V6_RATE
-                r = _ratio(cells, row, U.V5_AT_V6_RATE)
+                picked = names["v6"] if version == "v6" else U.V5_AT_V6_RATE
+                r = _ratio(cells, row or picked, U.V5_AT_V6_RATE)
                 out.setdefault(label, {})[suite] = r
                 logs[suite].append(np.log(r[0]))
                 txt.append(_fmt(r))
             print(f"| {label} | " + " | ".join(txt) + " |")
         mean = {suite: float(np.exp(np.mean(v))) for suite, v in logs.items()}
         out[f"{version}'s protocol, geometric mean over its seeds"] = mean
-        n = len(next(iter(logs.values())))
         cells = " | ".join(f"{g:.3f}" for g in mean.values())
-        print(f"| {version}'s protocol, geometric mean over its {n} seeds | {cells} |")
+        print(f"| {version}'s protocol, geometric mean over its {len(rows)} seeds | {cells} |")
     return out
 
 
 def main():
-    if "--seeds" in sys.argv:
-        data = suites()
-        return seed_table(data), protocol_table(data)
     data = suites()
+    if "--seeds" in sys.argv:
+        return seed_table(data), protocol_table(data)
     out = {}
     for subject in ("v6", "v5"):
         print(f"\n{subject} at its default rate / each row: geometric mean over each suite's cells")
