@@ -12,7 +12,7 @@ from lookahead_jax.learned_schedule import (
     learned_schedule,
 )
 from lookahead_jax.lookahead import FlatSlow, LookaheadState, lookahead, slow_params
-from lookahead_jax.lstm_schedule import LSTMSchedule, ScheduleCarry
+from lookahead_jax.lstm_schedule import LSTMSchedule, ScheduleCarry, stack_schedule_params
 from lookahead_jax.optimizers import (
     AdagradState,
     AdamState,
@@ -59,6 +59,7 @@ __all__ = [
     "rmsprop",
     "sgd",
     "slow_params",
+    "stack_schedule_params",
     "swa_schedule",
 ]
 

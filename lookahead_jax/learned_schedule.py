@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import optax
 
 from lookahead_jax import checks, nested_state
-from lookahead_jax.lstm_schedule import LSTMSchedule, ScheduleCarry
+from lookahead_jax.lstm_schedule import LSTMSchedule, ScheduleCarry, check_params
 
 
 class LearnedScheduleState(NamedTuple):
@@ -118,6 +118,7 @@ def learned_schedule(
     if not isinstance(schedule, LSTMSchedule):
         raise TypeError(f"learned_schedule: schedule must be an LSTMSchedule, got {schedule!r}")
     inner = checks.transformation("learned_schedule", inner)
+    check_params("learned_schedule", schedule, schedule_params)
 
     # The carry (and so the schedule's arithmetic) takes the dtype of the schedule's params:
     # float64 params give a float64 schedule, as a finite-difference check needs.

@@ -6,6 +6,7 @@ transformation.
 """
 
 import math
+from collections.abc import Sequence
 from typing import Any, ClassVar, NamedTuple
 
 import flax.linen as nn
@@ -23,8 +24,9 @@ class ScheduleCarry(NamedTuple):
     `LSTMCell` carry is the tuple `(c, h)` (equinox's is `(h, c)`).
     """
 
-    c: jax.Array  # shape=(hidden_size,): LSTM cell state
-    h: jax.Array  # shape=(hidden_size,): LSTM hidden state (the output layer reads it)
+    # shape=(hidden_size,), or (ensemble_size, hidden_size) for an ensemble: LSTM cell state
+    c: jax.Array
+    h: jax.Array  # shaped like `c`: LSTM hidden state (the output layer reads it)
     count: jax.Array  # shape=(), int32: steps seen so far (saturates at int32 max)
     n_finite: jax.Array  # shape=(), int32: steps whose loss was finite (saturates)
     log_loss_avg: jax.Array  # shape=(): running average of log(loss) over finite losses
@@ -74,6 +76,13 @@ class LSTMSchedule(nn.Module):
     schedule returns exactly ``base_lr`` (:math:`s = 0`) at every step. Written this way (rather
     than :math:`\tanh(z + \text{const})`) the untrained rate is ``base_lr`` bit for bit.
 
+    With ``ensemble_size=E > 1`` the module holds E independent LSTMs and output layers (each
+    param stacked on a leading axis of size E; `stack_schedule_params` builds them from E trained
+    single schedules) that read the same features, and :math:`\eta_t` is the geometric mean of
+    their E rates: the mean of their :math:`\log \eta_t`. Averaging meta-training seeds this way
+    costs E small LSTM steps per update (no params-sized work) and removes the seed-to-seed
+    spread of any single one.
+
     Attributes:
       base_lr: the rate of the untrained schedule.
       min_lr: lower bound of the rate (default ``base_lr / 100``); must be below ``base_lr``.
@@ -92,6 +101,7 @@ class LSTMSchedule(nn.Module):
         without them do not fit a schedule with them, and vice versa).
       alignment_features: add the two gradient-update alignment features (2 more LSTM inputs,
         after the progress features; the feature group ``"alignment"``).
+      ensemble_size: the number of LSTMs whose rates are averaged (1: a single schedule).
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -114,6 +124,7 @@ class LSTMSchedule(nn.Module):
     horizon: int | None = None
     progress_features: bool = False
     alignment_features: bool = False
+    ensemble_size: int = 1
 
     # Feature group -> its indices in the feature vector (index 9, a constant 1, is a bias).
     FEATURE_GROUPS: ClassVar[dict[str, tuple[int, ...]]] = {
@@ -143,6 +154,8 @@ class LSTMSchedule(nn.Module):
         # feature arithmetic need Python ints. Dataclass fields are set before Flax freezes them.
         size = checks.integer("LSTMSchedule", "hidden_size", self.hidden_size, 1)
         object.__setattr__(self, "hidden_size", size)
+        ensemble = checks.integer("LSTMSchedule", "ensemble_size", self.ensemble_size, 1)
+        object.__setattr__(self, "ensemble_size", ensemble)
         checks.in_unit_interval("LSTMSchedule", "avg_decay", self.avg_decay)
         if self.horizon is not None:
             horizon = checks.integer("LSTMSchedule", "horizon", self.horizon, 1)
@@ -178,7 +191,12 @@ class LSTMSchedule(nn.Module):
         """The carry before the first step (needs no params)."""
         # A separate buffer per field: aliased fields could not be donated ("donate the same
         # buffer twice").
-        vector = lambda: jnp.zeros([self.hidden_size], dtype)
+        shape = (
+            [self.hidden_size]
+            if self.ensemble_size == 1
+            else [self.ensemble_size, self.hidden_size]
+        )
+        vector = lambda: jnp.zeros(shape, dtype)
         scalar = lambda: jnp.zeros([], dtype)
         count = lambda: jnp.zeros([], jnp.int32)
         inv_horizon = jnp.asarray(0.0 if self.horizon is None else 1.0 / self.horizon, dtype)
@@ -294,15 +312,20 @@ class LSTMSchedule(nn.Module):
         )
         return feats, new_carry
 
-    def lr_from_output(self, z: jax.Array) -> jax.Array:
-        """The bounded map from the output layer's value to the learning rate."""
+    def log_rate_offset(self, z: jax.Array) -> jax.Array:
+        """log(rate / base_lr) for the output layer's value `z`: bounded in log space, exactly 0
+        at z = 0."""
         lo, hi = self.lr_bounds
         half = 0.5 * (math.log(hi) - math.log(lo))
         tau = (math.log(self.base_lr) - 0.5 * (math.log(hi) + math.log(lo))) / half
         s = jnp.tanh(z)
         # tanh(z + atanh(tau)) - tau, written so that z = 0 gives exactly 0.
         shift = s * (1.0 - tau * tau) / (1.0 + s * tau)
-        return self.base_lr * jnp.exp(half * shift)
+        return half * shift
+
+    def lr_from_output(self, z: jax.Array) -> jax.Array:
+        """The bounded map from the output layer's value to the learning rate."""
+        return self.base_lr * jnp.exp(self.log_rate_offset(z))
 
     @nn.compact
     def __call__(
@@ -325,11 +348,114 @@ class LSTMSchedule(nn.Module):
           `(new_carry, lr)`, `lr` a scalar of the carry's dtype.
         """
         feats, carry = self.features(carry, loss, grad_norm, alignment)
-        cell = nn.OptimizedLSTMCell(self.hidden_size, name="lstm")
-        (c, h), out = cell((carry.c, carry.h), feats)  # flax's carry order: (c, h)
-        z = nn.Dense(1, kernel_init=nn.initializers.zeros, name="out")(out)[0]
-        lr = self.lr_from_output(z).astype(carry.log_loss_avg.dtype)
+        if self.ensemble_size == 1:  # its params at the top level, as every trained one has them
+            c, h, z = _lstm_step(_lstm_modules(self.hidden_size), carry.c, carry.h, feats)
+            lr = self.lr_from_output(z)
+        else:
+            members = nn.vmap(
+                _Member,
+                variable_axes={"params": 0},
+                split_rngs={"params": True},
+                in_axes=(0, 0, None),  # each member its own carry, the same features
+                axis_size=self.ensemble_size,
+            )(self.hidden_size, name="members")
+            c, h, z = members(carry.c, carry.h, feats)
+            lr = self.base_lr * jnp.exp(jnp.mean(self.log_rate_offset(z)))  # geometric mean
+        lr = lr.astype(carry.log_loss_avg.dtype)
         return carry._replace(c=c.astype(carry.c.dtype), h=h.astype(carry.h.dtype)), lr
+
+
+def check_params(caller: str, schedule: LSTMSchedule, params: Any) -> None:
+    """Raises a ValueError naming `caller` if `params` do not have the shapes `schedule` needs
+    (another hidden size, feature set or ensemble size), instead of a shape error inside the LSTM.
+    """
+    paths = lambda tree: {
+        jax.tree_util.keystr(k): tuple(jnp.shape(v))
+        for k, v in jax.tree_util.tree_leaves_with_path(tree)
+    }
+    want = paths(jax.eval_shape(schedule.init_params, jax.random.key(0)))
+    got = paths(params)
+    if got != want:
+        diff = [
+            f"{k}: expected {want.get(k)}, got {got.get(k)}"
+            for k in sorted(set(want) | set(got))
+            if want.get(k) != got.get(k)
+        ]
+        raise ValueError(
+            f"{caller}: schedule_params do not fit the schedule (hidden_size="
+            f"{schedule.hidden_size}, {schedule.num_features} features, ensemble_size="
+            f"{schedule.ensemble_size}); {len(diff)} leaves differ, e.g. " + "; ".join(diff[:3])
+        )
+
+
+def _lstm_modules(hidden_size: int) -> tuple[nn.Module, nn.Module]:
+    """The LSTM cell and output layer of one schedule (call inside a compact method)."""
+    cell = nn.OptimizedLSTMCell(hidden_size, name="lstm")
+    return cell, nn.Dense(1, kernel_init=nn.initializers.zeros, name="out")
+
+
+def _lstm_step(modules, c, h, feats):
+    """One LSTM step from the features: (c, h, output layer's value)."""
+    cell, dense = modules
+    (c, h), out = cell((c, h), feats)  # flax's carry order: (c, h)
+    return c, h, dense(out)[0]
+
+
+class _Member(nn.Module):
+    """One schedule of an ensemble: its LSTM and output layer (vmapped by `LSTMSchedule`)."""
+
+    hidden_size: int
+
+    @nn.compact
+    def __call__(self, c, h, feats):
+        return _lstm_step(_lstm_modules(self.hidden_size), c, h, feats)
+
+
+def stack_schedule_params(member_params: Sequence[Any]) -> Any:
+    """The params of an ensemble `LSTMSchedule` from those of its members.
+
+    Args:
+      member_params: the params of E >= 2 single schedules of one configuration (e.g. the
+        meta-training seeds of one recipe), each as `LSTMSchedule.init_params` returns them.
+
+    Returns:
+      The params of ``schedule.clone(ensemble_size=E)``: each member's LSTM and output layer
+      stacked on a leading axis, in the order given.
+
+    Raises:
+      ValueError: if fewer than two are given, or their structures or shapes differ.
+
+    Example:
+      >>> import jax
+      >>> from lookahead_jax import LSTMSchedule, stack_schedule_params
+      >>> single = LSTMSchedule(base_lr=0.01)
+      >>> members = [single.init_params(jax.random.key(i)) for i in range(3)]
+      >>> ensemble = single.clone(ensemble_size=3)
+      >>> params = stack_schedule_params(members)
+      >>> carry, lr = ensemble.apply(params, ensemble.initial_carry(), 1.0, 1.0)
+      >>> round(float(lr), 6)  # untrained members: each at base_lr
+      0.01
+    """
+    members = list(member_params)
+    if len(members) < 2:
+        raise ValueError(
+            f"stack_schedule_params: member_params needs at least 2 schedules' params, got "
+            f"{len(members)}"
+        )
+    shapes = [jax.tree.map(jnp.shape, m) for m in members]
+    for i, s in enumerate(shapes[1:], start=1):
+        if s != shapes[0]:
+            raise ValueError(
+                f"stack_schedule_params: member_params[{i}] differs in structure or shapes from "
+                f"member_params[0]: {s} against {shapes[0]}"
+            )
+    inner = [m["params"] if set(m) == {"params"} else None for m in members]
+    if any(p is None or set(p) != {"lstm", "out"} for p in inner):
+        raise ValueError(
+            "stack_schedule_params: each of member_params must be a single schedule's params, "
+            f"{{'params': {{'lstm': ..., 'out': ...}}}}; got keys {sorted(members[0])}"
+        )
+    return {"params": {"members": jax.tree.map(lambda *x: jnp.stack(x), *inner)}}
 
 
 def __getattr__(name: str):
