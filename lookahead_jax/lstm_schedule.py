@@ -377,7 +377,7 @@ def check_params(caller: str, schedule: LSTMSchedule, params: Any) -> None:
     got = paths(params)
     if got != want:
         diff = [
-            f"{k}: expected {want.get(k)}, got {got.get(k)}"
+            f"{k}: expected {want.get(k, 'no leaf')}, got {got.get(k, 'no leaf')}"
             for k in sorted(set(want) | set(got))
             if want.get(k) != got.get(k)
         ]
