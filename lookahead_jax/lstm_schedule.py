@@ -6,7 +6,7 @@ transformation.
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple
 
 import flax.linen as nn
@@ -365,22 +365,29 @@ class LSTMSchedule(nn.Module):
         return carry._replace(c=c.astype(carry.c.dtype), h=h.astype(carry.h.dtype)), lr
 
 
+def _leaf_shapes(tree: Any) -> dict[str, tuple[int, ...]]:
+    return {
+        jax.tree_util.keystr(k): tuple(jnp.shape(v))
+        for k, v in jax.tree_util.tree_leaves_with_path(tree)
+    }
+
+
+def _shape_differences(want: Any, got: Any) -> list[str]:
+    """'path: expected shape, got shape' for each leaf where two pytrees differ."""
+    want, got = _leaf_shapes(want), _leaf_shapes(got)
+    return [
+        f"{k}: expected {want.get(k, 'no leaf')}, got {got.get(k, 'no leaf')}"
+        for k in sorted(set(want) | set(got))
+        if want.get(k) != got.get(k)
+    ]
+
+
 def check_params(caller: str, schedule: LSTMSchedule, params: Any) -> None:
     """Raises a ValueError naming `caller` if `params` do not have the shapes `schedule` needs
     (another hidden size, feature set or ensemble size), instead of a shape error inside the LSTM.
     """
-    paths = lambda tree: {
-        jax.tree_util.keystr(k): tuple(jnp.shape(v))
-        for k, v in jax.tree_util.tree_leaves_with_path(tree)
-    }
-    want = paths(jax.eval_shape(schedule.init_params, jax.random.key(0)))
-    got = paths(params)
-    if got != want:
-        diff = [
-            f"{k}: expected {want.get(k, 'no leaf')}, got {got.get(k, 'no leaf')}"
-            for k in sorted(set(want) | set(got))
-            if want.get(k) != got.get(k)
-        ]
+    diff = _shape_differences(jax.eval_shape(schedule.init_params, jax.random.key(0)), params)
+    if diff:
         raise ValueError(
             f"{caller}: schedule_params do not fit the schedule (hidden_size="
             f"{schedule.hidden_size}, {schedule.num_features} features, ensemble_size="
@@ -409,6 +416,15 @@ class _Member(nn.Module):
     @nn.compact
     def __call__(self, c, h, feats):
         return _lstm_step(_lstm_modules(self.hidden_size), c, h, feats)
+
+
+def _describe(tree: Any) -> str:
+    """A short description of a would-be params dict: its keys two levels down."""
+    if not isinstance(tree, Mapping):
+        return f"a {type(tree).__name__}"
+    inner = tree.get("params")
+    below = f", under 'params' {sorted(inner)}" if isinstance(inner, Mapping) else ""
+    return f"keys {sorted(tree)}{below}"
 
 
 def stack_schedule_params(member_params: Sequence[Any]) -> Any:
@@ -442,20 +458,27 @@ def stack_schedule_params(member_params: Sequence[Any]) -> Any:
             f"stack_schedule_params: member_params needs at least 2 schedules' params, got "
             f"{len(members)}"
         )
-    shapes = [jax.tree.map(jnp.shape, m) for m in members]
-    for i, s in enumerate(shapes[1:], start=1):
-        if s != shapes[0]:
-            raise ValueError(
-                f"stack_schedule_params: member_params[{i}] differs in structure or shapes from "
-                f"member_params[0]: {s} against {shapes[0]}"
-            )
-    inner = [m["params"] if set(m) == {"params"} else None for m in members]
-    if any(p is None or set(p) != {"lstm", "out"} for p in inner):
-        raise ValueError(
-            "stack_schedule_params: each of member_params must be a single schedule's params, "
-            f"{{'params': {{'lstm': ..., 'out': ...}}}}; got keys {sorted(members[0])}"
+    for i, m in enumerate(members):
+        single = (
+            isinstance(m, Mapping) and set(m) == {"params"} and isinstance(m["params"], Mapping)
         )
-    return {"params": {"members": jax.tree.map(lambda *x: jnp.stack(x), *inner)}}
+        if not (single and set(m["params"]) == {"lstm", "out"}):
+            raise ValueError(
+                f"stack_schedule_params: member_params[{i}] is not a single schedule's params, "
+                f"{{'params': {{'lstm': ..., 'out': ...}}}}; got {_describe(m)}"
+            )
+    for i, m in enumerate(members[1:], start=1):
+        diff = _shape_differences(members[0], m)
+        if diff:
+            raise ValueError(
+                f"stack_schedule_params: member_params[{i}] differs from member_params[0] in "
+                f"{len(diff)} leaves, e.g. " + "; ".join(diff[:3])
+            )
+    return {
+        "params": {
+            "members": jax.tree.map(lambda *x: jnp.stack(x), *[m["params"] for m in members])
+        }
+    }
 
 
 def __getattr__(name: str):

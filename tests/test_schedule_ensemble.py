@@ -114,7 +114,9 @@ def test_stack_schedule_params_refuses_what_is_not_e_single_schedules():
     with pytest.raises(ValueError, match=r"member_params\[1\] differs"):
         stack_schedule_params([params, other])
     stacked = stack_schedule_params([params, params])
-    with pytest.raises(ValueError, match="single schedule's params"):
+    with pytest.raises(
+        ValueError, match=r"member_params\[0\] is not a single schedule.s params.*members"
+    ):
         stack_schedule_params([stacked, stacked])
 
 
