@@ -86,6 +86,24 @@ def test_tune_picks_the_brute_force_optimum_and_extends_an_edge():
     assert result.inner_steps == n_points * len(keys) * horizon
 
 
+def test_tune_compiles_once_however_often_it_extends_its_grid():
+    """The hyperparameters are traced, so the grid's extensions reuse the first compilation:
+    `make` runs once per family, at the trace (it ran once per extension round before)."""
+    family, inner, horizon = _quadratics(), optax.sgd(1.0), 10
+    traces = []
+    constant = P.schedule_baseline(inner, horizon, "constant", peaks=[0.05, 0.1], warmups=[0.0])
+
+    def make(hp):
+        traces.append(hp)
+        return constant.make(hp)
+
+    tunable = P.Tunable(make, constant.grid, constant.bounds, constant.log_scale)
+    result = P.tune([family, family], tunable, meta.task_keys(1, 2), horizon, max_extensions=4)
+    assert len(result.grid["peak"]) == 6  # four extensions past the top edge
+    assert len(traces) == 2  # one trace per family
+    assert all(isinstance(hp["peak"], jax.core.Tracer) for hp in traces)
+
+
 def test_tune_reports_a_natural_bound_and_an_unextended_edge():
     family, inner, horizon = _quadratics(), optax.sgd(1.0), 20
     keys = meta.task_keys(1, 3)

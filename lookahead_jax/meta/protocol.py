@@ -346,15 +346,19 @@ def steps_to_target(curves: Any, every: int, targets: Any) -> np.ndarray:
     return np.where(reached.any(axis=1), np.argmax(reached, axis=1) * float(every), np.inf)
 
 
-def _grid_test_losses(family, tunable, names, points, task_keys, horizon) -> np.ndarray:
-    """Test losses, shape (len(points), num_tasks): one compiled call, hyperparameters traced."""
-    arr = jnp.asarray(points, jnp.float32).reshape(len(points), len(names))
+def _point_test_losses(family, tunable, names, task_keys, horizon):
+    """hyperparameter values (a point, in `names` order) -> the tasks' test losses, float64.
 
+    Compiled once: the values are traced, so every point of a grid, and of its extensions, runs
+    the same program (the points run one after another either way).
+    """
+
+    @jax.jit
     def per_point(row):
         method = tunable.make({n: row[i] for i, n in enumerate(names)})
         return jax.vmap(_metrics_fn(family, method, horizon))(task_keys)[1]
 
-    return np.asarray(jax.jit(lambda a: jax.lax.map(per_point, a))(arr), np.float64)
+    return lambda point: np.asarray(per_point(jnp.asarray(point, jnp.float32)), np.float64)
 
 
 def _log_score(losses: np.ndarray) -> float:
@@ -407,7 +411,8 @@ def tune(
 ) -> TuneResult:
     """Picks the grid point with the lowest mean log test loss on the tuning tasks.
 
-    The whole current grid is evaluated in one compiled call (hyperparameters are traced). When
+    Every grid point, and every point an extension adds, runs one compiled program (the
+    hyperparameters are traced, so extending a grid compiles nothing new). When
     the optimum sits on a grid edge that is not its natural bound, that dimension's grid is
     extended by one step past the edge and only the new points are evaluated, up to
     `max_extensions` times; `TuneResult.where` says where each chosen value ended up.
@@ -435,18 +440,11 @@ def tune(
 
     families = checks.family_list("tune", family)
 
+    losses_at = [_point_test_losses(f, tunable, names, task_keys, horizon) for f in families]
+
     def evaluate(points):
-        if points:
-            per_family = [
-                [
-                    _log_score(row)
-                    for row in _grid_test_losses(f, tunable, names, points, task_keys, horizon)
-                ]
-                for f in families
-            ]
-            scores.update(
-                (p, float(np.mean([s[i] for s in per_family]))) for i, p in enumerate(points)
-            )
+        for p in points:
+            scores[p] = float(np.mean([_log_score(losses(p)) for losses in losses_at]))
 
     where: dict[str, str] = {}
     for attempt in range(max_extensions + 1):
@@ -632,6 +630,7 @@ def run(
     if oracle is not None:
         names = sorted(oracle.grid)
         points = list(itertools.product(*(sorted(oracle.grid[n]) for n in names)))
-        losses = _grid_test_losses(family, oracle, names, points, heldout_keys, horizon)
+        losses_at = _point_test_losses(family, oracle, names, heldout_keys, horizon)
+        losses = np.stack([losses_at(p) for p in points])
         best = np.min(np.where(np.isfinite(losses), losses, np.inf), axis=0)
     return ProtocolResult(metrics, tuning, comparisons, best, horizon, seconds)
