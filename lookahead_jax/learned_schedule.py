@@ -85,7 +85,9 @@ def learned_schedule(
     ``schedule.alignment_features`` the schedule also reads :math:`\cos(g_t, \text{inner}_{t-1})`,
     and the state keeps the previous inner update (one params-sized buffer). The
     result is differentiable with respect to ``schedule_params``: build the transformation inside
-    the function you differentiate to meta-learn them (as `lookahead_jax.meta` does).
+    the function you differentiate to meta-learn them (as `lookahead_jax.meta` does). With
+    ``schedule.validation_features`` each update also needs ``val_loss=``, the loss on data the
+    run does not train on (evaluated at the same params as ``value``, or the latest one there is).
 
     Composition with `lookahead`: ``lookahead(learned_schedule(sgd(1.0), ...))`` schedules the fast
     steps (the paper's semantics: syncs are untouched). ``learned_schedule(lookahead(...), ...)``
@@ -97,7 +99,8 @@ def learned_schedule(
       schedule_params: its params (`schedule.init_params(key)` or meta-trained ones).
 
     Returns:
-      An `optax.GradientTransformationExtraArgs` whose update needs ``value=loss``.
+      An `optax.GradientTransformationExtraArgs` whose update needs ``value=loss`` (and
+      ``val_loss=`` with ``schedule.validation_features``).
       Read the rate with `current_learning_rate(state)`.
 
     Example:
@@ -148,6 +151,7 @@ def learned_schedule(
         params: optax.Params | None = None,
         *,
         value: jax.Array | None = None,
+        val_loss: jax.Array | None = None,
         **extra_args: Any,
     ) -> tuple[optax.Updates, LearnedScheduleState]:
         checks.like_params("learned_schedule", updates, params)
@@ -157,12 +161,23 @@ def learned_schedule(
                 "tx.update(grads, state, params, value=loss); in a Flax TrainState use "
                 "ExtraArgsTrainState.apply_gradients(grads=grads, value=loss)."
             )
+        if schedule.validation_features and val_loss is None:
+            raise ValueError(
+                "learned_schedule: the schedule has validation_features, so update needs the "
+                "validation loss (on rows the run does not train on) as the `val_loss` extra "
+                "argument, e.g. tx.update(grads, state, params, value=loss, val_loss=val_loss); "
+                "got val_loss=None"
+            )
+        if val_loss is not None:  # forwarded, as `value` is, for an inner transformation
+            extra_args["val_loss"] = val_loss
         sq = sum((_sq_norm(u, dtype) for u in jax.tree.leaves(updates)), start=jnp.zeros([], dtype))
         grad_norm = _safe_norm(sq)
         alignment = None
         if schedule.alignment_features:
             alignment = _alignment(updates, grad_norm, state.prev_update, dtype)
-        carry, lr = schedule.apply(schedule_params, state.carry, value, grad_norm, alignment)
+        carry, lr = schedule.apply(
+            schedule_params, state.carry, value, grad_norm, alignment, val_loss
+        )
         inner_updates, inner_state = inner.update(
             updates, state.inner_state, params, value=value, **extra_args
         )

@@ -38,8 +38,13 @@ class ScheduleCarry(NamedTuple):
     inv_horizon: jax.Array
     # shape=(): running average of the alignment cos(g_t, u_{t-1}) (read only with
     # `alignment_features`; kept in every carry so that the carry's structure never depends on
-    # it). Last, so the fields above keep their positions.
+    # it). After the fields above, so they keep their positions.
     align_avg: jax.Array
+    # The validation loss's statistics (read only with `validation_features`; kept in every
+    # carry, as `align_avg` is). Last, so the fields above keep their positions.
+    n_val_finite: jax.Array  # shape=(), int32: steps whose validation loss was finite
+    log_val_init: jax.Array  # shape=(): log of the first finite validation loss
+    log_val_best: jax.Array  # shape=(): log of the lowest finite validation loss so far
 
 
 class LSTMSchedule(nn.Module):
@@ -63,7 +68,13 @@ class LSTMSchedule(nn.Module):
       (Baydin et al. 2018), a direct signal of a rate that is too low (negative: the loss still
       falls along the last step) or too high (positive: the step overshot). `learned_schedule`
       computes it (keeping the previous update, one params-sized buffer); 0 on the first step,
-      when either vector is zero, and when it is not finite.
+      when either vector is zero, and when it is not finite;
+    - with ``validation_features=True``, three features of a validation loss :math:`V_t` (the
+      loss on rows the run does not train on, passed to `learned_schedule` as ``val_loss=``):
+      :math:`\log(V_t / \min_{s<t} V_s)`, positive once it rises above its best (overfitting, the
+      signal ``ReduceLROnPlateau`` and early stopping read), :math:`\log(V_t / V_0)`, and the
+      generalisation gap :math:`\log V_t - \overline{\log L}_t` against the training loss's
+      running average. A non-finite :math:`V_t` reads as :math:`+c` and skips the statistics.
 
     and emits :math:`\eta_t` through a smooth map that is bounded in log space,
 
@@ -101,6 +112,9 @@ class LSTMSchedule(nn.Module):
         without them do not fit a schedule with them, and vice versa).
       alignment_features: add the two gradient-update alignment features (2 more LSTM inputs,
         after the progress features; the feature group ``"alignment"``).
+      validation_features: add the three validation-loss features (3 more LSTM inputs, after
+        the alignment features; the feature group ``"validation"``); `learned_schedule` then
+        needs ``val_loss=`` at every update.
       ensemble_size: the number of LSTMs whose rates are averaged (1: a single schedule).
 
     Example:
@@ -124,6 +138,7 @@ class LSTMSchedule(nn.Module):
     horizon: int | None = None
     progress_features: bool = False
     alignment_features: bool = False
+    validation_features: bool = False
     ensemble_size: int = 1
 
     # Feature group -> its indices in the feature vector (index 9, a constant 1, is a bias).
@@ -171,14 +186,29 @@ class LSTMSchedule(nn.Module):
 
     @property
     def num_features(self) -> int:
-        """Length of the LSTM's input vector: 10, plus 2 with ``progress_features`` and 2 with
-        ``alignment_features``."""
-        return 10 + 2 * self.progress_features + 2 * self.alignment_features
+        """Length of the LSTM's input vector: 10, plus 2 with ``progress_features``, 2 with
+        ``alignment_features`` and 3 with ``validation_features``."""
+        return (
+            10
+            + 2 * self.progress_features
+            + 2 * self.alignment_features
+            + 3 * self.validation_features
+        )
 
     def feature_groups(self) -> dict[str, tuple[int, ...]]:
-        """Feature group -> its indices in this schedule's feature vector."""
-        first = 12 if self.progress_features else 10
-        return {**self.FEATURE_GROUPS, "alignment": (first, first + 1)}
+        """Feature group -> its indices in this schedule's feature vector (empty for an optional
+        group this schedule does not have, so dropping it drops nothing)."""
+        groups = {k: v for k, v in self.FEATURE_GROUPS.items() if k != "progress"}
+        optional = (
+            ("progress", 2, self.progress_features),
+            ("alignment", 2, self.alignment_features),
+            ("validation", 3, self.validation_features),
+        )
+        first = 10
+        for name, size, present in optional:
+            groups[name] = tuple(range(first, first + size)) if present else ()
+            first += size if present else 0
+        return groups
 
     @property
     def lr_bounds(self) -> tuple[float, float]:
@@ -211,12 +241,16 @@ class LSTMSchedule(nn.Module):
             scalar(),
             inv_horizon,
             scalar(),
+            count(),
+            scalar(),
+            scalar(),
         )
 
     def init_params(self, key: jax.Array) -> Any:
         """Initial params (the output layer is zero, so the schedule starts at ``base_lr``)."""
         scalar = jnp.ones([], jnp.float32)
-        return self.init(key, self.initial_carry(), scalar, scalar)
+        val_loss = scalar if self.validation_features else None
+        return self.init(key, self.initial_carry(), scalar, scalar, val_loss=val_loss)
 
     def features(
         self,
@@ -224,6 +258,7 @@ class LSTMSchedule(nn.Module):
         loss: jax.Array,
         grad_norm: jax.Array,
         alignment: jax.Array | None = None,
+        val_loss: jax.Array | None = None,
     ) -> tuple[jax.Array, ScheduleCarry]:
         """The clipped input features and the carry with updated running statistics."""
         dtype = carry.log_loss_avg.dtype
@@ -280,6 +315,28 @@ class LSTMSchedule(nn.Module):
                 a_ok, decay * carry.align_avg + (1.0 - decay) * a, carry.align_avg
             )
             align = [a, new_align_avg]
+        val, val_stats = [], {}
+        if self.validation_features:
+            if val_loss is None:
+                raise ValueError(
+                    "LSTMSchedule: a schedule with validation_features needs val_loss (the loss "
+                    "on rows the run does not train on) at every step, got val_loss=None"
+                )
+            val_ok, log_val = safe_log(jnp.asarray(val_loss, dtype))
+            first = val_ok & (carry.n_val_finite == 0)
+            best = jnp.where(first, log_val, carry.log_val_best)
+            init = jnp.where(first, log_val, carry.log_val_init)
+            rel = lambda d: jnp.where(val_ok, jnp.clip(d, -clip, clip), clip)
+            # The gap reads the training loss's average as updated by this step (one step older
+            # would lag the validation loss of the same params).
+            val = [rel(log_val - best), rel(log_val - init), rel(log_val - new_l_avg)]
+            val_stats = dict(
+                n_val_finite=jnp.where(
+                    val_ok, optax.safe_increment(carry.n_val_finite), carry.n_val_finite
+                ),
+                log_val_init=init,
+                log_val_best=jnp.where(val_ok, jnp.minimum(best, log_val), best),
+            )
         feats = jnp.stack(
             [
                 l_avg,
@@ -294,6 +351,7 @@ class LSTMSchedule(nn.Module):
                 jnp.ones([], dtype),
                 *progress,
                 *align,
+                *val,
             ]
         )
         if self.drop_features:
@@ -309,6 +367,7 @@ class LSTMSchedule(nn.Module):
             log_gnorm_avg=new_g_avg,
             log_gnorm_init=new_g_init,
             align_avg=new_align_avg,
+            **val_stats,
         )
         return feats, new_carry
 
@@ -334,6 +393,7 @@ class LSTMSchedule(nn.Module):
         loss: jax.Array,
         grad_norm: jax.Array,
         alignment: jax.Array | None = None,
+        val_loss: jax.Array | None = None,
     ) -> tuple[ScheduleCarry, jax.Array]:
         """One step: returns the new carry and the learning rate for this step's update.
 
@@ -343,11 +403,13 @@ class LSTMSchedule(nn.Module):
           grad_norm: the global norm of this step's gradient (a scalar).
           alignment: with ``alignment_features``, cos(g_t, u_{t-1}) (a scalar; None or 0 where
             there is no previous update); ignored otherwise.
+          val_loss: with ``validation_features``, this step's validation loss (a scalar; required
+            then, non-finite values tolerated); ignored otherwise.
 
         Returns:
           `(new_carry, lr)`, `lr` a scalar of the carry's dtype.
         """
-        feats, carry = self.features(carry, loss, grad_norm, alignment)
+        feats, carry = self.features(carry, loss, grad_norm, alignment, val_loss)
         if self.ensemble_size == 1:  # its params at the top level, as every trained one has them
             c, h, z = _lstm_step(_lstm_modules(self.hidden_size), carry.c, carry.h, feats)
             lr = self.lr_from_output(z)

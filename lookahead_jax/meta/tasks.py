@@ -35,6 +35,11 @@ class Task(NamedTuple):
     `test_loss` and `test_accuracy` (optional) score params on data the task never trains on
     (its held-out split): the evaluation protocol (`lookahead_jax.meta.protocol`) ranks methods
     by test loss where a family defines it, and falls back to `full_loss` (saying so) where not.
+
+    `validation_loss` (optional) scores params on a third split, rows the task neither trains on
+    nor is tested on: what a run may read while it trains (a schedule with
+    `LSTMSchedule.validation_features`, early stopping) without seeing its test rows. Where it is
+    defined, the inner loops pass it to every update as ``val_loss=``.
     """
 
     init_params: Callable[[jax.Array], optax.Params]  # PRNG key -> initial params
@@ -43,6 +48,7 @@ class Task(NamedTuple):
     full_loss: Callable[[optax.Params], jax.Array]  # params -> loss on all the task's train data
     test_loss: Callable[[optax.Params], jax.Array] | None = None  # params -> held-out loss
     test_accuracy: Callable[[optax.Params], jax.Array] | None = None  # params -> held-out acc.
+    validation_loss: Callable[[optax.Params], jax.Array] | None = None  # params -> loss, 3rd split
 
 
 TaskFamily = Callable[[jax.Array], Task]  # task key -> Task (vmappable over the key)
@@ -128,10 +134,12 @@ def _supervised_task(
     batch_size: int,
     test: tuple[jax.Array, jax.Array] | None = None,
     classify: bool = False,
+    validation: tuple[jax.Array, jax.Array] | None = None,
 ) -> Task:
     """A task on the rows (x, y): minibatches drawn with replacement, the full loss on all rows.
 
-    `test` rows, if given, give the held-out `test_loss` (and `test_accuracy` when `classify`).
+    `test` rows, if given, give the held-out `test_loss` (and `test_accuracy` when `classify`);
+    `validation` rows, if given, the `validation_loss`.
     """
 
     def loss(params, batch):
@@ -149,6 +157,9 @@ def _supervised_task(
             test_accuracy = lambda params: jnp.mean(
                 jnp.argmax(model.apply(params, test[0]), -1) == test[1]
             )
+    validation_loss = None
+    if validation is not None and len(validation[0]):
+        validation_loss = lambda params: loss(params, validation)
     return Task(
         init_params=lambda key: _cast(model.init(key, x[:1]), x.dtype),
         loss=loss,
@@ -156,24 +167,49 @@ def _supervised_task(
         full_loss=lambda params: loss(params, (x, y)),
         test_loss=test_loss,
         test_accuracy=test_accuracy,
+        validation_loss=validation_loss,
     )
 
 
 class _RowSplit(NamedTuple):
-    """A checked split of a data set's rows: task key -> (training rows, held-out rows)."""
+    """A checked split of a data set's rows: task key -> (training, validation, test rows).
+
+    The validation rows are the last `num_validation` of the task's `num_train` rows, so a task
+    has the same test rows (and the same rows in all) with or without a validation split.
+    """
 
     num_rows: int
     num_train: int
     num_test: int
     batch_size: int
+    num_validation: int = 0
 
-    def __call__(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def __call__(self, key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         order = jax.random.permutation(key, self.num_rows)
-        return order[: self.num_train], order[self.num_train : self.num_train + self.num_test]
+        fit = self.num_train - self.num_validation
+        test = order[self.num_train : self.num_train + self.num_test]
+        return order[:fit], order[fit : self.num_train], test
+
+
+def _num_validation(caller: str, num_validation: Any, num_train: int) -> int:
+    """`num_validation` checked: an int in [0, num_train), so one training row is left."""
+    num_validation = checks.integer(caller, "num_validation", num_validation, 0)
+    if num_validation >= num_train:
+        raise ValueError(
+            f"{caller}: num_validation rows are carved from the num_train={num_train} rows, so "
+            f"it must be below num_train, got {num_validation=}"
+        )
+    return num_validation
 
 
 def _row_split(
-    caller: str, x: jax.Array, y: jax.Array, num_train: Any, batch_size: Any, num_test: Any
+    caller: str,
+    x: jax.Array,
+    y: jax.Array,
+    num_train: Any,
+    batch_size: Any,
+    num_test: Any,
+    num_validation: Any = 0,
 ) -> _RowSplit:
     """Checks a data set given as rows (x of shape (n, d), y of shape (n,)) and its split."""
     num_train, batch_size = _positive_ints(caller, num_train=num_train, batch_size=batch_size)
@@ -191,7 +227,8 @@ def _row_split(
             f"{caller}: only {n_rest} rows are left for testing after "
             f"num_train={num_train}, got {num_test=}"
         )
-    return _RowSplit(len(x), num_train, num_test, batch_size)
+    num_validation = _num_validation(caller, num_validation, num_train)
+    return _RowSplit(len(x), num_train, num_test, batch_size, num_validation)
 
 
 def classification_family(
@@ -203,6 +240,7 @@ def classification_family(
     batch_size: int = 128,
     num_test: int | None = None,
     activation: Callable[[jax.Array], jax.Array] = jnp.tanh,
+    num_validation: int = 0,
 ) -> TaskFamily:
     """A Flax MLP classifying rows of a data set of your own (cross-entropy).
 
@@ -221,6 +259,8 @@ def classification_family(
       batch_size: minibatch size.
       num_test: held-out rows per task (default all ``n - num_train``; 0 for no test split).
       activation: of the hidden layers.
+      num_validation: of the ``num_train`` rows, how many are kept out of training as the
+        validation split (`Task.validation_loss`); the test split is the same with or without.
 
     Returns:
       A `TaskFamily`.
@@ -235,13 +275,15 @@ def classification_family(
     """
     (num_classes,) = _positive_ints("classification_family", num_classes=num_classes)
     x_all, y_all = jnp.asarray(x), jnp.asarray(y, jnp.int32)
-    split = _row_split("classification_family", x_all, y_all, num_train, batch_size, num_test)
+    split = _row_split(
+        "classification_family", x_all, y_all, num_train, batch_size, num_test, num_validation
+    )
     model = MLP(hidden=tuple(hidden), out=num_classes, activation=activation)
 
     def make(task_key: jax.Array) -> Task:
         k_subset, k_perm = jax.random.split(task_key)
         labels = jax.random.permutation(k_perm, num_classes)
-        idx, test_idx = split(k_subset)
+        idx, val_idx, test_idx = split(k_subset)
         cross_entropy = lambda logits, yb: optax.softmax_cross_entropy_with_integer_labels(
             logits, yb
         ).mean()
@@ -253,6 +295,7 @@ def classification_family(
             split.batch_size,
             test=(x_all[test_idx], labels[y_all[test_idx]]),
             classify=True,
+            validation=(x_all[val_idx], labels[y_all[val_idx]]),
         )
 
     return make
@@ -266,6 +309,7 @@ def data_regression_family(
     batch_size: int = 64,
     num_test: int | None = None,
     activation: Callable[[jax.Array], jax.Array] = jnp.tanh,
+    num_validation: int = 0,
 ) -> TaskFamily:
     """A Flax MLP regressing a target of a data set of your own (mean squared error).
 
@@ -283,6 +327,8 @@ def data_regression_family(
       batch_size: minibatch size.
       num_test: held-out rows per task (default all ``n - num_train``; 0 for no test split).
       activation: of the hidden layers.
+      num_validation: of the ``num_train`` rows, how many are kept out of training as the
+        validation split (`Task.validation_loss`); the test split is the same with or without.
 
     Returns:
       A `TaskFamily`.
@@ -296,13 +342,15 @@ def data_regression_family(
       True
     """
     x_all, y_all = jnp.asarray(x), jnp.asarray(y)
-    split = _row_split("data_regression_family", x_all, y_all, num_train, batch_size, num_test)
+    split = _row_split(
+        "data_regression_family", x_all, y_all, num_train, batch_size, num_test, num_validation
+    )
     y_all = y_all.astype(x_all.dtype)
     model = MLP(hidden=tuple(hidden), out=1, activation=activation)
     squared_error = lambda out, yb: jnp.mean((out[:, 0] - yb) ** 2)
 
     def make(task_key: jax.Array) -> Task:
-        idx, test_idx = split(task_key)
+        idx, val_idx, test_idx = split(task_key)
         return _supervised_task(
             model,
             x_all[idx],
@@ -310,6 +358,7 @@ def data_regression_family(
             squared_error,
             split.batch_size,
             test=(x_all[test_idx], y_all[test_idx]),
+            validation=(x_all[val_idx], y_all[val_idx]),
         )
 
     return make
@@ -323,6 +372,7 @@ def regression_family(
     num_test: int = 256,
     noise: float = 0.0,
     activation: Callable[[jax.Array], jax.Array] = jnp.tanh,
+    num_validation: int = 0,
 ) -> TaskFamily:
     r"""An MLP regressing a random 1-d function :math:`f(x) = \sum_k a_k \sin(\omega_k x + \phi_k)`.
 
@@ -330,7 +380,9 @@ def regression_family(
     [-3, 3]; mean squared error; minibatches of ``batch_size`` drawn with replacement. The
     held-out split (`Task.test_loss`) is ``num_test`` fresh inputs of the same function. With
     ``noise > 0`` the training targets carry Gaussian noise of that standard deviation (the test
-    targets stay clean), so a schedule that fits the noise is penalised on test loss.
+    targets stay clean), so a schedule that fits the noise is penalised on test loss. With
+    ``num_validation > 0`` the last ``num_validation`` of the ``num_train`` inputs (noisy targets,
+    as a user's validation rows would have) are kept out of training as `Task.validation_loss`.
     """
     num_train, batch_size, num_frequencies = _positive_ints(
         "regression_family",
@@ -340,6 +392,8 @@ def regression_family(
     )
     num_test = checks.integer("regression_family", "num_test", num_test, 0)
     checks.nonnegative("regression_family", "noise", noise)
+    num_validation = _num_validation("regression_family", num_validation, num_train)
+    fit = num_train - num_validation
     model = MLP(hidden=tuple(hidden), out=1, activation=activation)
 
     def make(task_key: jax.Array) -> Task:
@@ -353,7 +407,15 @@ def regression_family(
         x_test = jax.random.uniform(kt, (num_test, 1), minval=-3.0, maxval=3.0)
 
         squared_error = lambda out, yb: jnp.mean((out[:, 0] - yb) ** 2)
-        return _supervised_task(model, x, y, squared_error, batch_size, test=(x_test, f(x_test)))
+        return _supervised_task(
+            model,
+            x[:fit],
+            y[:fit],
+            squared_error,
+            batch_size,
+            test=(x_test, f(x_test)),
+            validation=(x[fit:], y[fit:]),
+        )
 
     return make
 
@@ -414,12 +476,12 @@ def rate_scaled_family(
     The gradient with respect to :math:`q` is :math:`s` times the original one, so a schedule
     that reads the gradient's absolute norm (`LSTMSchedule` does) can read :math:`s` from it,
     a cue a user's mis-set base rate never gives. With ``keep_gradients=True`` every loss of the
-    task (``loss``, ``full_loss``, ``test_loss``) is divided by :math:`s` as well: the gradients
-    are then exactly the original problem's at :math:`\theta = s\,q`, and a step of rate
-    :math:`\eta` of any optimizer whose update is a function of the gradients alone (SGD, Adam;
-    not decoupled weight decay) is a step of rate :math:`s\,\eta` on :math:`\theta`: what a base
-    rate :math:`s` times off does, and nothing else. Loss ratios (the meta-objectives, the
-    schedule's loss features) are unchanged; accuracies are too.
+    task (``loss``, ``full_loss``, ``test_loss``, ``validation_loss``) is divided by :math:`s`
+    as well: the gradients are then exactly the original problem's at :math:`\theta = s\,q`,
+    and a step of rate :math:`\eta` of any optimizer whose update is a function of the gradients
+    alone (SGD, Adam; not decoupled weight decay) is a step of rate :math:`s\,\eta` on
+    :math:`\theta`: what a base rate :math:`s` times off does, and nothing else. Loss ratios (the
+    meta-objectives, the schedule's loss features) are unchanged; accuracies are too.
 
     Args:
       family: any task family.
@@ -470,6 +532,7 @@ def rate_scaled_family(
             full_loss=on_theta(task.full_loss),
             test_loss=on_theta(task.test_loss),
             test_accuracy=on_theta(task.test_accuracy, divide=False),
+            validation_loss=on_theta(task.validation_loss),
         )
 
     return make

@@ -45,7 +45,11 @@ def check_objective(objective: str, caller: str) -> None:
 
 
 def inner_step(task: Task, tx: optax.GradientTransformationExtraArgs, first_order: bool):
-    """One training step (params, opt_state), key -> (params, opt_state), (loss, lr)."""
+    """One training step (params, opt_state), key -> (params, opt_state), loss.
+
+    Where the task has a validation split, `tx` also receives its loss at the same params as
+    ``val_loss=`` (a transformation that does not read it drops it, and XLA the computation).
+    """
 
     def step(carry, key):
         params, opt_state = carry
@@ -54,7 +58,10 @@ def inner_step(task: Task, tx: optax.GradientTransformationExtraArgs, first_orde
             # First-order meta-gradients (FOMAML): the inner gradients are constants, so no
             # second derivatives of the task loss are taken.
             grads = jax.lax.stop_gradient(grads)
-        updates, opt_state = tx.update(grads, opt_state, params, value=loss)
+        extra = {}
+        if task.validation_loss is not None:
+            extra["val_loss"] = task.validation_loss(params)
+        updates, opt_state = tx.update(grads, opt_state, params, value=loss, **extra)
         return (optax.apply_updates(params, updates), opt_state), loss
 
     return step
