@@ -173,9 +173,21 @@ SHIPPED_SEEDS = os.path.join(_RESULTS_DIR, "pretrained_kept_gradients")
 PREVIOUS_VERSION = "v5"
 
 
-def digits():
+def held_out(validation, num_train):
+    """The rows of `num_train` kept out as a validation split, for a `validation` fraction."""
+    return round(validation * num_train)
+
+
+def digits(validation=0.0):
     x, y = load_arrays("digits")
-    return meta.classification_family(x / np.float32(16.0), y, 10, num_train=512, batch_size=128)
+    return meta.classification_family(
+        x / np.float32(16.0),
+        y,
+        10,
+        num_train=512,
+        batch_size=128,
+        num_validation=held_out(validation, 512),
+    )
 
 
 def standardise(a):
@@ -185,9 +197,19 @@ def standardise(a):
 
 
 def generated_table(
-    seed, rows, features, classes, spread, num_train, batch, hidden=(32,), activation=jnp.tanh
+    seed,
+    rows,
+    features,
+    classes,
+    spread,
+    num_train,
+    batch,
+    hidden=(32,),
+    activation=jnp.tanh,
+    validation=0.0,
 ):
-    """Gaussian blobs (centres at scale `spread`) through a fixed random tanh warp, standardised."""
+    """Gaussian blobs (centres at scale `spread`) through a fixed random tanh warp, standardised;
+    a `validation` fraction of the training rows kept out as the validation split."""
     rng = np.random.default_rng(seed)
     centers = rng.normal(size=(classes, features)) * spread
     y = rng.integers(0, classes, rows)
@@ -201,19 +223,20 @@ def generated_table(
         num_train=num_train,
         batch_size=batch,
         activation=activation,
+        num_validation=held_out(validation, num_train),
     )
 
 
-def blobs():
+def blobs(validation=0.0):
     """1500 rows, 16 features, 5 classes, 400 training rows per task, batch 64, 32 tanh units."""
-    return generated_table(7, 1500, 16, 5, 1.2, 400, 64)
+    return generated_table(7, 1500, 16, 5, 1.2, 400, 64, validation=validation)
 
 
-def regression():
-    return meta.regression_family(noise=0.1)
+def regression(validation=0.0):
+    return meta.regression_family(noise=0.1, num_validation=held_out(validation, 256))
 
 
-def noisy_teacher(seed=23, rows=300, features=8, units=4, num_train=80, batch=16):
+def noisy_teacher(seed=23, rows=300, features=8, units=4, num_train=80, batch=16, validation=0.0):
     """A random `features`-`units`-1 tanh network's output plus noise of the same variance,
     standardised: a small noisy table a large rate overfits."""
     rng = np.random.default_rng(seed)
@@ -221,29 +244,48 @@ def noisy_teacher(seed=23, rows=300, features=8, units=4, num_train=80, batch=16
     f = np.tanh(x @ rng.normal(size=(features, units)) / np.sqrt(features)) @ rng.normal(size=units)
     y = f + rng.normal(size=rows) * f.std()
     return meta.data_regression_family(
-        standardise(x), standardise(y), num_train=num_train, batch_size=batch
+        standardise(x),
+        standardise(y),
+        num_train=num_train,
+        batch_size=batch,
+        num_validation=held_out(validation, num_train),
     )
 
 
 MIXTURE = {"digits": digits, "blobs": blobs, "sines (noise 0.1)": regression}
 # The wider mixture's additions (`--wider`): small noisy tables.
 WIDER = {
-    "small noisy blobs": lambda: generated_table(21, 500, 20, 2, 0.5, 100, 16),
+    "small noisy blobs": lambda validation=0.0: generated_table(
+        21, 500, 20, 2, 0.5, 100, 16, validation=validation
+    ),
     "noisy teacher regression": noisy_teacher,
 }
 # Held out from meta-training and from the unseen suite, for selection only (`--validation-
 # families`; `benchmarks/selection_check.py` describes them).
 VALIDATION_FAMILIES = {
-    "small blobs": lambda: generated_table(11, 600, 12, 4, 0.8, 120, 32),
-    "wide blobs, relu": lambda: generated_table(13, 1000, 32, 3, 1.0, 300, 64, (64,), jax.nn.relu),
-    "sines, 2 frequencies": lambda: meta.regression_family(
-        num_frequencies=2, num_train=128, batch_size=32, noise=0.2, hidden=(64,)
+    "small blobs": lambda validation=0.0: generated_table(
+        11, 600, 12, 4, 0.8, 120, 32, validation=validation
+    ),
+    "wide blobs, relu": lambda validation=0.0: generated_table(
+        13, 1000, 32, 3, 1.0, 300, 64, (64,), jax.nn.relu, validation=validation
+    ),
+    "sines, 2 frequencies": lambda validation=0.0: meta.regression_family(
+        num_frequencies=2,
+        num_train=128,
+        batch_size=32,
+        noise=0.2,
+        hidden=(64,),
+        num_validation=held_out(validation, 128),
     ),
 }
 
 
-def mixture(scaled=True, wider=False, keep_gradients=False):
-    fams = [make() for make in (MIXTURE | WIDER if wider else MIXTURE).values()]
+def mixture(scaled=True, wider=False, keep_gradients=False, validation=0.0):
+    """The training families (each with a `validation` fraction of its training rows kept out
+    as its validation split), rate-scaled unless not `scaled`."""
+    fams = [
+        make(validation=validation) for make in (MIXTURE | WIDER if wider else MIXTURE).values()
+    ]
     if not scaled:
         return fams
     return [meta.rate_scaled_family(f, SCALES, keep_gradients=keep_gradients) for f in fams]
@@ -260,20 +302,24 @@ def tune_base_lr(n_tune=16, wider=False):
     return res.best["peak"], res.where["peak"], res.inner_steps
 
 
-def schedule_for(base_lr, alignment=False, horizon=H):
+def schedule_for(base_lr, alignment=False, horizon=H, validation=False):
     return LSTMSchedule(
-        base_lr=base_lr, progress_features=True, horizon=horizon, alignment_features=alignment
+        base_lr=base_lr,
+        progress_features=True,
+        horizon=horizon,
+        alignment_features=alignment,
+        validation_features=validation,
     )
 
 
 def load_seeds(folder, alignment=None):
     """(schedule, {seed: params}) of the seeds trained into `folder` (its own base rate);
-    `alignment` None: as the seeds' own records say."""
+    `alignment` None: as the seeds' own records say (the validation features always so)."""
     base = json.load(open(os.path.join(folder, "base_lr.json")))["base_lr"]
+    info = json.load(open(os.path.join(folder, "seed0.json")))
     if alignment is None:
-        info = json.load(open(os.path.join(folder, "seed0.json")))
         alignment = info.get("alignment_features", False)
-    schedule = schedule_for(base, alignment)
+    schedule = schedule_for(base, alignment, validation=info.get("validation_features", False))
     template = schedule.init_params(jax.random.key(0))
     out = {}
     for s in range(5):
@@ -329,7 +375,17 @@ def main():
         action="store_true",
         help="a schedule with alignment features (a candidate, not the shipped one)",
     )
+    parser.add_argument(
+        "--validation-split",
+        type=float,
+        default=0.0,
+        help="keep this fraction of every family's training rows out of training as a "
+        "validation split, and meta-train a schedule with validation features that reads its "
+        "loss (a candidate, not the shipped one)",
+    )
     args = parser.parse_args()
+    if not 0.0 <= args.validation_split < 1.0:
+        parser.error(f"--validation-split must be in [0, 1), got {args.validation_split}")
     os.makedirs(args.out, exist_ok=True)
     if args.ship:
         return ship(args.out, args.calibration)
@@ -353,8 +409,11 @@ def main():
     horizon = H * (max(mults) if mults else args.horizon_mult)
     # One slot group per family and horizon (families repeated, each freshly rate-scaled).
     horizons = [H * m for m in mults for _ in mixture(scaled=False, wider=args.wider)]
-    schedule = schedule_for(base["base_lr"], args.alignment, horizon)
-    train_mix = lambda: mixture(wider=args.wider, keep_gradients=args.keep_gradients)
+    split = args.validation_split
+    schedule = schedule_for(base["base_lr"], args.alignment, horizon, validation=split > 0)
+    train_mix = lambda: mixture(
+        wider=args.wider, keep_gradients=args.keep_gradients, validation=split
+    )
     for seed in (int(s) for s in args.seeds.split(",")):
         t0 = time.perf_counter()
         result = meta.meta_train(
@@ -371,7 +430,7 @@ def main():
             validation_keys=meta.task_keys(VALID_ROOT, args.validation_tasks),
             validate_every=args.validate_every,
             validation_families=(
-                [make() for make in VALIDATION_FAMILIES.values()]
+                [make(validation=split) for make in VALIDATION_FAMILIES.values()]
                 if args.validation_families
                 else None
             ),
@@ -390,6 +449,8 @@ def main():
             "hidden_size": schedule.hidden_size,
             "progress_features": True,
             "alignment_features": args.alignment,
+            "validation_features": split > 0,
+            "validation_split": split,
             "validation_tasks": args.validation_tasks,
             "validate_every": args.validate_every,
             "validation_families": (

@@ -100,6 +100,7 @@ Run:  python benchmarks/sixth_suite.py --no-candidate   (the sixth suite's basel
       python benchmarks/sixth_suite.py [--seventh] --report   (the tables from its file)
 """
 
+import functools
 import json
 import os
 import sys
@@ -120,10 +121,13 @@ CALIBRATION = os.path.join(HERE, "results", "sixth_suite_calibration.json")
 CANDIDATE = os.path.join(HERE, "results", "pretrained_kept_gradients")
 
 
-def sixth_families():
+def sixth_families(validation=0.0):
+    """{name: family}; with `validation`, that fraction of each task's training rows is kept
+    out as its validation split (the test rows stay the same)."""
     from sklearn import datasets
 
-    regression, classification = U.regression, U.classification
+    regression = functools.partial(U.regression, validation=validation)
+    classification = functools.partial(U.classification, validation=validation)
     relu, tanh = jax.nn.relu, jax.numpy.tanh
     rng = np.random.default_rng(51)
     signs = rng.choice([-1.0, 1.0], (600, 2))
@@ -150,10 +154,13 @@ def sixth_families():
     return out
 
 
-def seventh_families():
+def seventh_families(validation=0.0):
+    """{name: family}; with `validation`, that fraction of each task's training rows is kept
+    out as its validation split (the test rows stay the same)."""
     from sklearn import datasets
 
-    regression, classification = U.regression, U.classification
+    regression = functools.partial(U.regression, validation=validation)
+    classification = functools.partial(U.classification, validation=validation)
     relu, tanh = jax.nn.relu, jax.numpy.tanh
     rng = np.random.default_rng(61)
     x = rng.uniform(0.0, 2.0, (800, 3))

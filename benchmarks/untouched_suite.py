@@ -109,8 +109,9 @@ EARLIER = {
 }
 
 
-def regression(x, y, hidden, activation, num_train, batch_size):
-    """A suite's regression family: `meta.data_regression_family` of standardised x and y."""
+def regression(x, y, hidden, activation, num_train, batch_size, validation=0.0):
+    """A suite's regression family: `meta.data_regression_family` of standardised x and y (a
+    `validation` fraction of each task's training rows kept out as its validation split)."""
     return meta.data_regression_family(
         T.standardise(x),
         T.standardise(y),
@@ -118,11 +119,13 @@ def regression(x, y, hidden, activation, num_train, batch_size):
         num_train=num_train,
         batch_size=batch_size,
         activation=activation,
+        num_validation=T.held_out(validation, num_train),
     )
 
 
-def classification(x, y, hidden, activation, num_train, batch_size):
-    """A suite's classification family: `meta.classification_family` of standardised x."""
+def classification(x, y, hidden, activation, num_train, batch_size, validation=0.0):
+    """A suite's classification family: `meta.classification_family` of standardised x (a
+    `validation` fraction of each task's training rows kept out as its validation split)."""
     return meta.classification_family(
         T.standardise(x),
         y.astype(np.int32),
@@ -131,6 +134,7 @@ def classification(x, y, hidden, activation, num_train, batch_size):
         num_train=num_train,
         batch_size=batch_size,
         activation=activation,
+        num_validation=T.held_out(validation, num_train),
     )
 
 

@@ -1,0 +1,218 @@
+"""A schedule that reads a validation loss: v6's recipe with validation features, a pilot (13, 17).
+
+Why: v6 loses most on small noisy tables whose tuned peak rates fall with the horizon, as early
+stopping would (the fresh suite's diabetes and hastie, the seventh suite's small noisy cells,
+where Adam at 1e-3 beats v6 by 16 %). Every feature v6 reads comes from the rows it trains on, so
+it cannot see overfitting. `LSTMSchedule(validation_features=True)` also reads the loss on rows
+the run does not train on (`learned_schedule(..., val_loss=)`): how far it is above its best so
+far, against its first value, and against the training loss.
+
+Protocol, fixed (and committed) before any of its runs:
+
+- The candidate recipe: v6's exactly (`pretrained_train.py --wider --horizon-mix 1,5
+  --keep-gradients --validation-families --meta-steps 1200 --validation-tasks 32
+  --validate-every 60`, base rate 0.016, the same keys) plus `--validation-split 0.2`: every
+  family, the five training ones and the three validation ones, keeps the last 20 % of each
+  task's training rows out of training as its validation split, and the schedule reads that
+  split's loss at every step. The meta-objective is unchanged: the final loss on each task's
+  test rows, which the schedule never reads. Five seeds (0-4), `results/pretrained_validation_
+  feature`.
+- The pick: the seed of lowest best validation meta-loss (v6's rule).
+- Evaluation at v6's default rate (0.0113; the same rate, so the comparison is of params and
+  features, not of a rate), on the cells of the sixth and seventh suites (`sixth_suite.py`): the
+  same 50 held-out tasks and test rows per cell. Each task's validation split is the last 20 % of
+  its training rows, so the candidate trains on 80 % of the rows v6 trains on. Rows: each seed;
+  the pick at 0.3x and 3x its rate (its sensitivity); and, as a control, v6 at its default rate
+  trained on the same 80 % of the rows (what the rows given up cost v6).
+- Reported: the pick over v6 (v6 trained on all the rows: what a user choosing between them
+  gets), over the control (the features' effect at equal rows), over Adam at 1e-3 and over the
+  target-tuned warmup+cosine; the control over v6; each seed over v6 and the five seeds'
+  geometric mean; the sensitivity scores; per cell, the pick over v6. Geometric means of paired
+  per-task test-loss ratios with bootstrap 95 % intervals, as in every suite.
+- The rule: the recipe is called promising (worth an untouched eighth suite before any ship
+  decision) only if, on both suites, the pick over v6 has its interval's upper end below 1 and
+  the five seeds' geometric mean over v6 is below 1. Nothing ships from this pilot: both suites
+  have decided before (v6), so they cannot give a clean estimate.
+
+Run:  python benchmarks/pretrained_train.py --wider --horizon-mix 1,5 --keep-gradients \\
+          --validation-families --meta-steps 1200 --validation-tasks 32 --validate-every 60 \\
+          --validation-split 0.2 --out benchmarks/results/pretrained_validation_feature
+      python benchmarks/validation_feature.py --suites   (the rows; ~10 min)
+      python benchmarks/validation_feature.py --report   (the tables from the stored files)
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+import across_suites as A
+import pretrained_tables as PTab
+import pretrained_train as T
+import sixth_suite as S
+import untouched_suite as U
+
+import lookahead_jax as lj
+from lookahead_jax import meta
+from lookahead_jax.meta import protocol as P
+
+HERE = os.path.dirname(__file__)
+FOLDER = os.path.join(HERE, "results", "pretrained_validation_feature")
+OUT = os.path.join(HERE, "results", "validation_feature.json")
+SPLIT = 0.2
+SUITES = {"sixth": (S.SIXTH, S.sixth_families), "seventh": (S.SEVENTH, S.seventh_families)}
+SEED_ROW = "validation features, seed {} at v6's default rate (80 % of the rows)"
+CONTROL = "v6 at its default rate on the same 80 % of the rows"
+ADAM, TARGET_TUNED = "adam 1e-3", "warmup+cosine (target-tuned)"
+
+
+def seed_rows(horizon):
+    """{row name: transformation} of every seed at v6's default rate, and the pick at 0.3x and
+    3x of it."""
+    schedule, params = T.load_seeds(FOLDER)
+    if not schedule.validation_features:
+        raise SystemExit(f"{FOLDER}: its seeds have no validation features")
+    rate = lj.pretrained_info()["base_lr"]
+    at = lambda scale: schedule.clone(horizon=horizon, base_lr=rate * scale)
+    rows = {SEED_ROW.format(k): lj.learned_schedule(T.INNER, at(1.0), p) for k, p in params.items()}
+    pick = T.rule_pick(FOLDER)["seed"]
+    return rows | U.at_rate_rows(SEED_ROW.format(pick), lambda s: (at(s), params[pick]))
+
+
+def run_suites():
+    """Adds the rows to `OUT`, per suite and cell, the candidate's on the families with their
+    validation split and the control's too; after checking in each cell that v4 reproduces its
+    stored losses on the plain family (the same tasks as stored)."""
+    out = json.load(open(OUT)) if os.path.exists(OUT) else {"split": SPLIT, "cells": {}}
+    for suite_name, (suite, families) in SUITES.items():
+        plain, carved = families(), families(validation=SPLIT)
+        stored = json.load(open(suite.out))["cells"]
+        heldout = meta.task_keys(suite.heldout_root, U.NUM_HELDOUT)
+        for fam, mult in suite.cells:
+            name, horizon = f"{fam} @ {mult}x", T.H * mult
+            cell = (
+                out["cells"]
+                .setdefault(suite_name, {})
+                .setdefault(name, {"per_task_test_loss": {}, "per_task_test_accuracy": {}})
+            )
+            control = lj.learned_schedule(T.INNER, *PTab.v6_at(horizon))
+            rows = seed_rows(horizon) | {CONTROL: control}
+            missing = {k: v for k, v in rows.items() if k not in cell["per_task_test_loss"]}
+            if not missing:
+                continue
+            PTab.check_v4_reproduces(
+                plain[fam], horizon, heldout, stored[name]["per_task_test_loss"][U.V4], name
+            )
+            for k, tx in missing.items():
+                m = P.final_metrics(carved[fam], tx, heldout, horizon)
+                cell["per_task_test_loss"][k] = m.test_loss.tolist()
+                cell["per_task_test_accuracy"][k] = m.test_accuracy.tolist()
+            print(f"{suite_name}, {name}: added {len(missing)} rows", flush=True)
+            json.dump(out, open(OUT, "w"), indent=1)
+    return report()
+
+
+def merged(suite_name):
+    """The suite's stored cells with this pilot's rows added (in memory)."""
+    suite = SUITES[suite_name][0]
+    stored = json.load(open(suite.out))["cells"]
+    mine = json.load(open(OUT))["cells"][suite_name]
+    names = [f"{fam} @ {mult}x" for fam, mult in suite.cells]
+    return {
+        name: {
+            "initial_loss": stored[name]["initial_loss"],
+            "per_task_test_loss": stored[name]["per_task_test_loss"]
+            | mine[name]["per_task_test_loss"],
+        }
+        for name in names
+    }
+
+
+def report():
+    """The tables and the rule, from the stored files (the results into `OUT`)."""
+    out = json.load(open(OUT))
+    pick = T.rule_pick(FOLDER)["seed"]
+    seeds = sorted(T.load_seeds(FOLDER)[1])
+    pick_row = SEED_ROW.format(pick)
+    v6 = S.candidate_name()  # v6's row in these suites (it was their candidate)
+    data = {name: merged(name) for name in SUITES}
+    print(f"\nThe pick (seed {pick}) over each row: geometric mean over each suite's cells of")
+    print("per-task test-loss ratios [95 %] (< 1: the pick is better)\n")
+    print("| over | " + " | ".join(data) + " |")
+    print("| --- |" + " --- |" * len(data))
+    table = {}
+    for label, row in (
+        ("v6 (all the rows)", v6),
+        ("v6 on the same 80 % of the rows", CONTROL),
+        ("Adam 1e-3 (all the rows)", ADAM),
+        ("warmup+cosine tuned on the target family (all the rows)", TARGET_TUNED),
+    ):
+        table[label] = {s: A._ratio(cells, pick_row, row) for s, cells in data.items()}
+        print(f"| {label} | " + " | ".join(A._fmt(r) for r in table[label].values()) + " |")
+    control = {s: A._ratio(cells, CONTROL, v6) for s, cells in data.items()}
+    txt = " | ".join(map(A._fmt, control.values()))
+    print(f"| (the control, v6 on 80 %, over v6 on all the rows) | {txt} |")
+    print("\nEach seed over v6 (all the rows)\n")
+    print("| seed | " + " | ".join(data) + " |")
+    print("| --- |" + " --- |" * len(data))
+    per_seed = {}
+    for k in seeds:
+        per_seed[k] = {s: A._ratio(cells, SEED_ROW.format(k), v6) for s, cells in data.items()}
+        mark = " (the pick)" if k == pick else ""
+        print(f"| {k}{mark} | " + " | ".join(A._fmt(r) for r in per_seed[k].values()) + " |")
+    recipe = {s: float(np.exp(np.mean([np.log(per_seed[k][s][0]) for k in seeds]))) for s in data}
+    print("| the seeds' geometric mean | " + " | ".join(f"{g:.3f}" for g in recipe.values()) + " |")
+    sens = {
+        s: {"pick": S.sensitivity_score(cells, pick_row), "v6": S.sensitivity_score(cells, v6)}
+        for s, cells in data.items()
+    }
+    print(
+        "\nsensitivity scores (geometric mean over cells of the worse of 0.3x and 3x over 1x): "
+        + "; ".join(f"{s}: pick {v['pick']:.3f}, v6 {v['v6']:.3f}" for s, v in sens.items())
+    )
+    print("\nPer cell, the pick over v6 (all the rows) [95 %]\n")
+    per_cell = {}
+    for s, cells in data.items():
+        for name, cell in cells.items():
+            r = PTab.pooled({name: cell}, pick_row, v6)
+            per_cell[f"{s}: {name}"] = r
+            print(f"| {s} | {name} | {A._fmt(r)} |")
+    clauses = {
+        f"{s}: the pick's upper end below 1 and the seeds' geometric mean below 1": bool(
+            table["v6 (all the rows)"][s][1][1] < 1.0 and recipe[s] < 1.0
+        )
+        for s in data
+    }
+    promising = all(clauses.values())
+    print("\nrule: " + ("promising" if promising else "not promising"))
+    for k, v in clauses.items():
+        print(f"  {k}: {'yes' if v else 'no'}")
+    out["report"] = {
+        "pick": pick,
+        "over": table,
+        "control_over_v6": control,
+        "seeds_over_v6": {str(k): v for k, v in per_seed.items()},
+        "seeds_geomean_over_v6": recipe,
+        "sensitivity": sens,
+        "per_cell_over_v6": per_cell,
+        "clauses": clauses,
+        "promising": promising,
+    }
+    json.dump(out, open(OUT, "w"), indent=1)
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--suites", action="store_true", help="the rows, then the report")
+    group.add_argument("--report", action="store_true", help="the tables from the stored files")
+    args = parser.parse_args()
+    run_suites() if args.suites else report()
+
+
+if __name__ == "__main__":
+    main()
