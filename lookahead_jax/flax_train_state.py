@@ -8,15 +8,17 @@ from flax.training import train_state
 
 # Extra keyword arguments of optax's `GradientTransformationExtraArgs` convention that
 # `ExtraArgsTrainState.apply_gradients` forwards to `tx.update` instead of `replace`.
-_OPTAX_EXTRA_ARGS = ("value", "grad", "value_fn")
+# optax's extra args, and `learned_schedule`'s validation loss.
+_OPTAX_EXTRA_ARGS = ("value", "grad", "value_fn", "val_loss")
 
 
 class ExtraArgsTrainState(train_state.TrainState):
     """A Flax `TrainState` whose `apply_gradients` forwards optax extra args to `tx.update`.
 
     Flax's own `TrainState.apply_gradients(grads=..., **kwargs)` treats every keyword as a field
-    to replace, so ``value=loss`` cannot reach the optimizer. Here ``value``, ``grad`` and
-    ``value_fn`` go to ``tx.update``; other keywords are replaced as in Flax.
+    to replace, so ``value=loss`` cannot reach the optimizer. Here ``value``, ``grad``,
+    ``value_fn`` and ``val_loss`` (`learned_schedule`'s validation loss) go to ``tx.update``;
+    other keywords are replaced as in Flax.
 
     Example:
       >>> import jax, jax.numpy as jnp, optax
@@ -33,7 +35,8 @@ class ExtraArgsTrainState(train_state.TrainState):
     """
 
     def apply_gradients(self, *, grads: Any, **kwargs: Any) -> "ExtraArgsTrainState":
-        """Flax's `apply_gradients`, with ``value``/``grad``/``value_fn`` sent to `tx.update`.
+        """Flax's `apply_gradients`, with ``value``/``grad``/``value_fn``/``val_loss`` sent to
+        `tx.update`.
 
         Everything else is Flax's own code (it runs the installed Flax's `apply_gradients`), so
         collections such as ``OVERWRITE_WITH_GRADIENT`` are handled exactly as Flax does.

@@ -6,6 +6,7 @@ import numpy as np
 import optax
 import pytest
 
+import lookahead_jax as lj
 from lookahead_jax import LSTMSchedule, learned_schedule, meta
 
 CLIP = 5.0
@@ -216,3 +217,17 @@ def test_validation_features_can_be_dropped():
     feats, _ = schedule.features(carry, jnp.float32(1.0), jnp.float32(1.0), 0.3, 8.0)
     np.testing.assert_array_equal(np.asarray(feats)[12:15], [0.0, 0.0, 0.0])
     assert np.asarray(feats)[10] == pytest.approx(0.3)
+
+
+def test_extra_args_train_state_forwards_val_loss():
+    schedule = LSTMSchedule(base_lr=0.05, validation_features=True)
+    params = schedule.init_params(jax.random.key(0))
+    params["params"]["out"]["kernel"] = jnp.ones_like(params["params"]["out"]["kernel"])
+    tx = learned_schedule(optax.adam(1.0), schedule, params)
+    state = lj.ExtraArgsTrainState.create(apply_fn=None, params={"w": jnp.ones(3)}, tx=tx)
+    loss_fn = lambda p: jnp.sum(p["w"] ** 2)
+    for v in (1.0, 2.0):
+        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        state = state.apply_gradients(grads=grads, value=loss, val_loss=jnp.float32(v))
+    assert int(state.step) == 2 and int(state.opt_state.carry.n_val_finite) == 2
+    np.testing.assert_allclose(float(state.opt_state.carry.log_val_best), 0.0, atol=1e-7)
