@@ -29,6 +29,12 @@ Protocol, fixed (and committed) before any of its runs:
   target-tuned warmup+cosine; the control over v6; each seed over v6 and the five seeds'
   geometric mean; the sensitivity scores; per cell, the pick over v6. Geometric means of paired
   per-task test-loss ratios with bootstrap 95 % intervals, as in every suite.
+- Amended before any of the candidate's numbers was read: in the seventh suite's "deep 5-class"
+  cell the stored v4 row did not reproduce on this session's machine (median per-task drift
+  1.3 %, up to 26 %; a chaotic 3-layer ReLU net, and another CPU's rounding: every other cell
+  checked reproduced). So v6 is recomputed here, on all the rows, in every cell, and the pick and
+  the control are compared with that (same machine, paired); each cell records v4's drift instead
+  of stopping. The stored Adam and warmup+cosine rows keep the drift of that one cell.
 - The rule: the recipe is called promising (worth an untouched eighth suite before any ship
   decision) only if, on both suites, the pick over v6 has its interval's upper end below 1 and
   the five seeds' geometric mean over v6 is below 1. Nothing ships from this pilot: both suites
@@ -66,6 +72,7 @@ SPLIT = 0.2
 SUITES = {"sixth": (S.SIXTH, S.sixth_families), "seventh": (S.SEVENTH, S.seventh_families)}
 SEED_ROW = "validation features, seed {} at v6's default rate (80 % of the rows)"
 CONTROL = "v6 at its default rate on the same 80 % of the rows"
+V6_HERE = "v6 at its default rate (all the rows), recomputed here"
 ADAM, TARGET_TUNED = "adam 1e-3", "warmup+cosine (target-tuned)"
 
 
@@ -83,9 +90,10 @@ def seed_rows(horizon):
 
 
 def run_suites():
-    """Adds the rows to `OUT`, per suite and cell, the candidate's on the families with their
-    validation split and the control's too; after checking in each cell that v4 reproduces its
-    stored losses on the plain family (the same tasks as stored)."""
+    """Adds the rows to `OUT`, per suite and cell: the candidate's on the families with their
+    validation split and the control's too, v6 on the plain family; and v4's drift from its
+    stored losses on the plain family (the same tasks as stored; 0 on the machine that stored
+    them)."""
     out = json.load(open(OUT)) if os.path.exists(OUT) else {"split": SPLIT, "cells": {}}
     for suite_name, (suite, families) in SUITES.items():
         plain, carved = families(), families(validation=SPLIT)
@@ -98,21 +106,30 @@ def run_suites():
                 .setdefault(suite_name, {})
                 .setdefault(name, {"per_task_test_loss": {}, "per_task_test_accuracy": {}})
             )
-            control = lj.learned_schedule(T.INNER, *PTab.v6_at(horizon))
-            rows = seed_rows(horizon) | {CONTROL: control}
+            v6 = lj.learned_schedule(T.INNER, *PTab.v6_at(horizon))
+            rows = seed_rows(horizon) | {CONTROL: v6, V6_HERE: v6}
             missing = {k: v for k, v in rows.items() if k not in cell["per_task_test_loss"]}
             if not missing:
                 continue
-            PTab.check_v4_reproduces(
-                plain[fam], horizon, heldout, stored[name]["per_task_test_loss"][U.V4], name
-            )
+            if "v4_drift" not in cell:
+                cell["v4_drift"] = v4_drift(plain[fam], horizon, heldout, stored[name])
             for k, tx in missing.items():
-                m = P.final_metrics(carved[fam], tx, heldout, horizon)
+                family = plain[fam] if k == V6_HERE else carved[fam]
+                m = P.final_metrics(family, tx, heldout, horizon)
                 cell["per_task_test_loss"][k] = m.test_loss.tolist()
                 cell["per_task_test_accuracy"][k] = m.test_accuracy.tolist()
             print(f"{suite_name}, {name}: added {len(missing)} rows", flush=True)
             json.dump(out, open(OUT, "w"), indent=1)
     return report()
+
+
+def v4_drift(family, horizon, keys, stored):
+    """{median, max} relative difference of v4's test losses recomputed here from its stored
+    ones (what `pretrained_tables.check_v4_reproduces` checks)."""
+    new = np.asarray(P.final_metrics(family, PTab.pretrained(horizon), keys, horizon).test_loss)
+    old = np.asarray(stored["per_task_test_loss"][U.V4])
+    drift = np.abs(new - old) / np.abs(old)
+    return {"median": float(np.median(drift)), "max": float(drift.max())}
 
 
 def merged(suite_name):
@@ -137,7 +154,7 @@ def report():
     pick = T.rule_pick(FOLDER)["seed"]
     seeds = sorted(T.load_seeds(FOLDER)[1])
     pick_row = SEED_ROW.format(pick)
-    v6 = S.candidate_name()  # v6's row in these suites (it was their candidate)
+    v6 = V6_HERE
     data = {name: merged(name) for name in SUITES}
     print(f"\nThe pick (seed {pick}) over each row: geometric mean over each suite's cells of")
     print("per-task test-loss ratios [95 %] (< 1: the pick is better)\n")
@@ -145,7 +162,8 @@ def report():
     print("| --- |" + " --- |" * len(data))
     table = {}
     for label, row in (
-        ("v6 (all the rows)", v6),
+        ("v6 (all the rows), recomputed here", v6),
+        ("v6 (all the rows), as stored", S.candidate_name()),
         ("v6 on the same 80 % of the rows", CONTROL),
         ("Adam 1e-3 (all the rows)", ADAM),
         ("warmup+cosine tuned on the target family (all the rows)", TARGET_TUNED),
@@ -166,23 +184,28 @@ def report():
     recipe = {s: float(np.exp(np.mean([np.log(per_seed[k][s][0]) for k in seeds]))) for s in data}
     print("| the seeds' geometric mean | " + " | ".join(f"{g:.3f}" for g in recipe.values()) + " |")
     sens = {
-        s: {"pick": S.sensitivity_score(cells, pick_row), "v6": S.sensitivity_score(cells, v6)}
+        s: {
+            "pick": S.sensitivity_score(cells, pick_row),
+            "v6": S.sensitivity_score(cells, S.candidate_name()),  # as stored
+        }
         for s, cells in data.items()
     }
     print(
         "\nsensitivity scores (geometric mean over cells of the worse of 0.3x and 3x over 1x): "
         + "; ".join(f"{s}: pick {v['pick']:.3f}, v6 {v['v6']:.3f}" for s, v in sens.items())
     )
-    print("\nPer cell, the pick over v6 (all the rows) [95 %]\n")
+    print("\nPer cell, the pick over v6 (all the rows, recomputed here) [95 %], and v4's median")
+    print("drift from its stored losses on this machine\n")
     per_cell = {}
     for s, cells in data.items():
         for name, cell in cells.items():
             r = PTab.pooled({name: cell}, pick_row, v6)
             per_cell[f"{s}: {name}"] = r
-            print(f"| {s} | {name} | {A._fmt(r)} |")
+            drift = out["cells"][s][name]["v4_drift"]["median"]
+            print(f"| {s} | {name} | {A._fmt(r)} | {drift:.1e} |")
     clauses = {
         f"{s}: the pick's upper end below 1 and the seeds' geometric mean below 1": bool(
-            table["v6 (all the rows)"][s][1][1] < 1.0 and recipe[s] < 1.0
+            table["v6 (all the rows), recomputed here"][s][1][1] < 1.0 and recipe[s] < 1.0
         )
         for s in data
     }
