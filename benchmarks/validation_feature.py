@@ -40,6 +40,13 @@ Protocol, fixed (and committed) before any of its runs:
   the five seeds' geometric mean over v6 is below 1. Nothing ships from this pilot: both suites
   have decided before (v6), so they cannot give a clean estimate.
 
+Outcome (2026-12-07): the pick is seed 2. The pick over v6 (all the rows, recomputed here):
+1.072 [1.060, 1.084] on the sixth suite, 0.809 [0.784, 0.834] on the seventh; over the control
+1.010 and 0.783; the five seeds' geometric mean over v6 1.107 and 0.872. The control costs v6
+6.1 % and 3.3 %. Sensitivity 1.115 and 1.194 (v6 1.156 and 1.230). The rule fails on the sixth
+suite: not promising, nothing ships. The features win where v6 overfits (the seventh suite's
+cells) and the rows they take are not won back elsewhere.
+
 Run:  python benchmarks/pretrained_train.py --wider --horizon-mix 1,5 --keep-gradients \\
           --validation-families --meta-steps 1200 --validation-tasks 32 --validate-every 60 \\
           --validation-split 0.2 --out benchmarks/results/pretrained_validation_feature
