@@ -136,6 +136,7 @@ Run:  python benchmarks/pretrained_train.py                       (5 seeds, ~20 
 """
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -314,7 +315,16 @@ def schedule_for(base_lr, alignment=False, horizon=H, validation=False):
 
 def load_seeds(folder, alignment=None):
     """(schedule, {seed: params}) of the seeds trained into `folder` (its own base rate);
-    `alignment` None: as the seeds' own records say (the validation features always so)."""
+    `alignment` None: as the seeds' own records say (the validation features always so).
+
+    Read once per process (the suites' scripts ask for every cell); each call gets its own dict.
+    """
+    schedule, params = _read_seeds(folder, alignment)
+    return schedule, dict(params)
+
+
+@functools.cache
+def _read_seeds(folder, alignment):
     base = json.load(open(os.path.join(folder, "base_lr.json")))["base_lr"]
     info = json.load(open(os.path.join(folder, "seed0.json")))
     if alignment is None:
