@@ -53,11 +53,24 @@ retrained, with a 10 % split at evaluation (it trains on 90 % of the rows), and 
 1.058 of v6 on the sixth suite and 0.793 on the seventh (1.3 % and 2.0 % better than with the
 20 % split); 1.025 and 0.788 of v6 on the same 90 %.
 
+A second diagnostic (`--replay`), its protocol fixed before any of its runs (2026-12-07), deciding
+nothing: can the rows the split takes be given back? A user runs twice: first the pick with its
+20 % split, as above, recording the rate it used at each step; then Adam over all the rows at
+those recorded rates (the same initial params and minibatch keys; the split's rows join the
+training rows). Twice the compute of one run: reported beside every number. Rows: the replayed
+pick over v6 (all the rows, recomputed here), over the pick's own first run (what replaying
+gives back), over Adam at 1e-3 and over the target-tuned warmup+cosine; per cell. Checked first,
+in every cell: replaying on the first run's own 80 % reproduces that run's test losses (to 1e-4
+per task; else the replay is not the same run and nothing is reported). Read: the replay is
+worth meta-training for (a schedule trained to be replayed, then an untouched eighth suite) only
+if, on both suites, its interval over v6 has its upper end below 1.
+
 Run:  python benchmarks/pretrained_train.py --wider --horizon-mix 1,5 --keep-gradients \\
           --validation-families --meta-steps 1200 --validation-tasks 32 --validate-every 60 \\
           --validation-split 0.2 --out benchmarks/results/pretrained_validation_feature
       python benchmarks/validation_feature.py --suites   (the rows; ~10 min)
       python benchmarks/validation_feature.py --smaller-split   (the diagnostic; ~5 min)
+      python benchmarks/validation_feature.py --replay   (the second diagnostic; ~10 min)
       python benchmarks/validation_feature.py --report   (the tables from the stored files)
 """
 
