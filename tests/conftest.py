@@ -5,6 +5,7 @@ starts and compared when it ends (hypothesis keeps no example database in it eit
 """
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -56,18 +57,36 @@ def checkout_is_left_unchanged():
     assert not changed, f"tests wrote into the checkout (use tmp_path): {changed[:20]}"
 
 
+# XLA's persistent compilation cache, in a temporary folder of this process's own (each xdist
+# worker has one): the tests compile many programs another test already compiled (the same
+# optimizer step, the same meta-gradient at other values), and each is compiled once per worker
+# instead of once per test (about 15 % of the suite's time). Set before anything compiles: JAX
+# decides at its first compilation whether the cache is used. Never shared between processes
+# that could run at the same time: JAX writes an entry without a lock, so another process could
+# read half of it.
+_XLA_CACHE = tempfile.mkdtemp(prefix="xla-cache-")
+jax.config.update("jax_compilation_cache_dir", _XLA_CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_XLA_CACHE, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def xla_cache_env(tmp_path_factory) -> dict[str, str]:
-    """Environment variables that let subprocesses share XLA's persistent compilation cache.
+def xla_cache_env() -> dict[str, str]:
+    """Environment variables that let subprocesses share this worker's compilation cache.
 
     The end-to-end tests start the command many times with the same programs, and compiling them
-    is most of each run (a 3-epoch `compare`: 16 s cold, 6 s with the cache warm). The cache is
-    in this worker's own temporary folder: never shared between xdist workers, whose processes
-    could read an entry JAX is still writing (it writes without a lock), nor between sessions.
+    is most of each run (a 3-epoch `compare`: 16 s cold, 6 s with the cache warm). Only for
+    subprocesses that run one at a time while this worker waits for them, and run to the end: a
+    process killed while it writes an entry would leave half of it for the next to read.
     """
     return {
-        "JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("xla-cache")),
+        "JAX_COMPILATION_CACHE_DIR": _XLA_CACHE,
         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
     }
 
 
