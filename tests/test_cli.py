@@ -33,6 +33,26 @@ def cli(*args: str, check: bool = True, cwd: Path | None = None) -> subprocess.C
     return proc
 
 
+def refused(args, monkeypatch, capsys, cwd: Path) -> str:
+    """Runs the command's `main(args)` in this process and returns what it printed to stderr,
+    after checking that it refused the input: exit status 2 and one line, no traceback.
+
+    For inputs refused before any work: a subprocess per case would spend seconds importing jax
+    for milliseconds of parsing (`test_refusals_in_a_real_process` runs some as a user does)."""
+    from lookahead_jax import cli as command
+
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(command, "exit_on_interrupt", lambda: None)  # pytest keeps its Ctrl-C
+    try:
+        status = command.main(list(args))
+    except SystemExit as e:  # argparse's refusals
+        status = e.code
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    return err
+
+
 def test_console_script_is_installed():
     script = Path(sys.executable).parent / "lookahead-jax"
     assert script.exists(), "pip install did not create the lookahead-jax console script"
@@ -153,13 +173,25 @@ def test_compare_quiet_has_no_progress(tmp_path):
         ),
     ],
 )
-def test_bad_input_is_one_line_exit_2_without_traceback(args, needle, tmp_path):
-    proc = cli("compare", *args, check=False, cwd=tmp_path)
+def test_bad_input_is_one_line_exit_2_without_traceback(
+    args, needle, tmp_path, monkeypatch, capsys
+):
+    assert needle in refused(["compare", *args], monkeypatch, capsys, tmp_path)
     assert not (tmp_path / "runs").exists()  # refused before anything was written
-    assert proc.returncode == 2, proc.stderr
-    assert needle in proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_refusals_in_a_real_process(tmp_path):
+    """A few refusals as the user meets them: the console script, exit status 2, one line."""
+    for args, needle in [
+        (["compare", "--optimizers", "nadam"], "unknown optimizer 'nadam'; choose from sgd, adam"),
+        (["compare", "--optimizers", "optax.sgd:momentum=-0.5"], "momentum must be >= 0"),
+        (["meta-eval", str(tmp_path)], "no settings.json"),
+    ]:
+        proc = cli(*args, check=False, cwd=tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        assert needle in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not (tmp_path / "runs").exists()
 
 
 def test_help_has_an_example():
@@ -227,10 +259,8 @@ def test_meta_train_then_meta_eval(tmp_path):
         (["robustness", "--lrs", "0"], "expected a positive number, got '0'"),
     ],
 )
-def test_other_subcommands_bad_input(args, needle, tmp_path):
-    proc = cli(*args, check=False, cwd=tmp_path)
-    assert proc.returncode == 2 and needle in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+def test_other_subcommands_bad_input(args, needle, tmp_path, monkeypatch, capsys):
+    assert needle in refused(args, monkeypatch, capsys, tmp_path)
 
 
 def test_without_its_extra_the_command_says_what_to_install():
@@ -371,10 +401,8 @@ def test_json_is_strict_for_a_resumed_finished_run(tmp_path):
         (["meta-eval", ".", "--heldout", "1"], "expected an integer >= 2, got '1'"),
     ],
 )
-def test_hostile_numbers_get_one_line(args, needle, tmp_path):
-    proc = cli(*args, check=False, cwd=tmp_path)
-    assert proc.returncode == 2, proc.stderr
-    assert needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+def test_hostile_numbers_get_one_line(args, needle, tmp_path, monkeypatch, capsys):
+    assert needle in refused(args, monkeypatch, capsys, tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -391,13 +419,11 @@ def test_hostile_numbers_get_one_line(args, needle, tmp_path):
         ),
     ],
 )
-def test_meta_eval_on_an_incomplete_folder(tmp_path, setup, needle):
+def test_meta_eval_on_an_incomplete_folder(tmp_path, setup, needle, monkeypatch, capsys):
     folder = tmp_path / "run"
     folder.mkdir()
     setup(folder)
-    proc = cli("meta-eval", str(folder), check=False)
-    assert proc.returncode == 2, proc.stderr
-    assert needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert needle in refused(["meta-eval", str(folder)], monkeypatch, capsys, tmp_path)
 
 
 def test_help_shows_every_default_and_the_version():
