@@ -20,6 +20,10 @@ hypothesis.configuration.set_hypothesis_home_dir(tempfile.mkdtemp(prefix="hypoth
 hypothesis.settings.register_profile("lookahead_jax", database=None)
 hypothesis.settings.load_profile("lookahead_jax")
 
+# The subprocess scripts are not tests, and --doctest-modules would import them into a worker,
+# where their module-level settings (x64, a device count) would change every later test.
+collect_ignore = ["_scripts"]
+
 ROOT = Path(__file__).resolve().parent.parent
 # What installing and running the tools legitimately leave in a checkout (all git-ignored).
 _TOOL_DIRS = {
