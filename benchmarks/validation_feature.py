@@ -263,6 +263,18 @@ def merged(suite_name):
     }
 
 
+def ratio_table(data, candidate, rows):
+    """Prints and returns {label: {suite: ratio}}: `candidate` over each of `rows` ({label:
+    row name}), as a markdown table with one column per suite."""
+    print("| over | " + " | ".join(data) + " |")
+    print("| --- |" + " --- |" * len(data))
+    table = {}
+    for label, row in rows.items():
+        table[label] = {s: A._ratio(cells, candidate, row) for s, cells in data.items()}
+        print(f"| {label} | " + " | ".join(map(A._fmt, table[label].values())) + " |")
+    return table
+
+
 def report():
     """The tables and the rule, from the stored files (the results into `OUT`)."""
     out = json.load(open(OUT))
@@ -332,29 +344,29 @@ def report():
     if all(SMALLER_ROW in c["per_task_test_loss"] for d in data.values() for c in d.values()):
         print("\nThe diagnostic (added after the rule's result; decides nothing): the pick with a")
         print("10 % split, over each row\n")
-        print("| over | " + " | ".join(data) + " |")
-        print("| --- |" + " --- |" * len(data))
-        for label, row in (
-            ("v6 (all the rows), recomputed here", v6),
-            ("v6 on the same 90 % of the rows", SMALLER_CONTROL),
-            ("the pick with the 20 % split", pick_row),
-        ):
-            smaller[label] = {s: A._ratio(cells, SMALLER_ROW, row) for s, cells in data.items()}
-            print(f"| {label} | " + " | ".join(map(A._fmt, smaller[label].values())) + " |")
+        smaller = ratio_table(
+            data,
+            SMALLER_ROW,
+            {
+                "v6 (all the rows), recomputed here": v6,
+                "v6 on the same 90 % of the rows": SMALLER_CONTROL,
+                "the pick with the 20 % split": pick_row,
+            },
+        )
     replay = {}
     if all(REPLAY_ROW in c["per_task_test_loss"] for d in data.values() for c in d.values()):
         print("\nThe second diagnostic (protocol fixed before its runs; decides nothing): the")
         print("pick's rates replayed over all the rows (two runs' compute), over each row\n")
-        print("| over | " + " | ".join(data) + " |")
-        print("| --- |" + " --- |" * len(data))
-        for label, row in (
-            ("v6 (all the rows), recomputed here", v6),
-            ("the pick's first run (80 % of the rows)", pick_row),
-            ("Adam 1e-3 (all the rows)", ADAM),
-            ("warmup+cosine tuned on the target family (all the rows)", TARGET_TUNED),
-        ):
-            replay[label] = {s: A._ratio(cells, REPLAY_ROW, row) for s, cells in data.items()}
-            print(f"| {label} | " + " | ".join(map(A._fmt, replay[label].values())) + " |")
+        replay = ratio_table(
+            data,
+            REPLAY_ROW,
+            {
+                "v6 (all the rows), recomputed here": v6,
+                "the pick's first run (80 % of the rows)": pick_row,
+                "Adam 1e-3 (all the rows)": ADAM,
+                "warmup+cosine tuned on the target family (all the rows)": TARGET_TUNED,
+            },
+        )
         print("\nPer cell, the replay over v6 (all the rows, recomputed here) [95 %]\n")
         replay["per_cell_over_v6"] = {}
         for s, cells in data.items():
