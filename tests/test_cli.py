@@ -199,14 +199,28 @@ def test_help_has_an_example():
     assert "examples:" in proc.stdout and "lookahead-jax compare --dataset" in proc.stdout
 
 
-def test_bench_prints_rows_with_ratios():
-    report = json.loads(cli("bench", "--suites", "lookahead", "--quick", "--json").stdout)
+def test_bench_prints_rows_with_ratios(monkeypatch, capsys):
+    # In this process, on small trees: this checks the command's table, not the machine (the
+    # documentation's performance page runs the same suite at full size as it is built, and
+    # test_bench_says_when_torch_rows_are_skipped runs `bench` as a user does).
+    from lookahead_jax import cli as command
+    from lookahead_jax.cli import timing
+
+    monkeypatch.setattr(timing, "SHAPES", {"40 leaves": (40, (8, 8)), "41 leaves": (41, (2, 3))})
+    monkeypatch.setattr(command, "exit_on_interrupt", lambda: None)  # pytest keeps its Ctrl-C
+    assert command.main(["bench", "--suites", "lookahead", "--quick", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
     variants = {(r["shape"], r["variant"]): r for r in report["rows"]}
     assert len(variants) == 12  # 2 shapes x (4 variants + 2 speed-up rows)
-    for (_, variant), row in variants.items():
-        if variant == "lj.lookahead(adamw)":
-            assert row["baseline"] == "optax.adamw" and row["ratio"] > 0
-            assert row["median_ms"] > 0
+    for shape in ("40 leaves", "41 leaves"):
+        ms = {v: r["median_ms"] for (s, v), r in variants.items() if s == shape}
+        for ours in ("lj.lookahead(adamw)", "lj.lookahead(adamw, tree)", "optax.lookahead(adamw)"):
+            row = variants[shape, ours]
+            assert row["baseline"] == "optax.adamw" and ms[ours] > 0
+            assert row["ratio"] == pytest.approx(ms[ours] / ms["optax.adamw"])
+        for ours in ("lookahead(adamw)", "lookahead(adamw, tree)"):
+            speedup = variants[shape, f"optax.lookahead / {ours}"]["ratio"]
+            assert speedup == pytest.approx(ms["optax.lookahead(adamw)"] / ms[f"lj.{ours}"])
 
 
 def test_meta_train_then_meta_eval(tmp_path):
