@@ -48,6 +48,7 @@ Run:  python benchmarks/fifth_suite.py --calibrate   (the candidate's rate; ~4 m
       python benchmarks/fifth_suite.py --report      (the tables from the results file)
 """
 
+import functools
 import json
 import os
 import sys
@@ -71,10 +72,13 @@ CELLS = [(f, 1) for f in ("low-rank regression", "two spirals", "sinc", "10-clas
 CELLS += [("two spirals", 5), ("sinc", 5)]
 
 
-def families():
+def families(validation=0.0):
+    """{name: family}; with `validation`, that fraction of each task's training rows is kept
+    out as its validation split (the test rows stay the same)."""
     from sklearn import datasets
 
-    regression, classification = U.regression, U.classification
+    regression = functools.partial(U.regression, validation=validation)
+    classification = functools.partial(U.classification, validation=validation)
     relu, tanh = jax.nn.relu, jax.numpy.tanh
     x, y = datasets.make_regression(
         n_samples=800,

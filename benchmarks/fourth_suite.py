@@ -59,6 +59,7 @@ Run:  python benchmarks/fourth_suite.py --calibrate   (the candidate's rate; ~10
       python benchmarks/fourth_suite.py --report      (the tables from the results file)
 """
 
+import functools
 import json
 import math
 import os
@@ -84,10 +85,13 @@ CELLS = [(f, 1) for f in ("swiss roll", "s-curve", "sparse linear", "6-class", "
 CELLS += [("swiss roll", 5), ("blobs 8-class", 5)]
 
 
-def families():
+def families(validation=0.0):
+    """{name: family}; with `validation`, that fraction of each task's training rows is kept
+    out as its validation split (the test rows stay the same)."""
     from sklearn import datasets
 
-    regression, classification = U.regression, U.classification
+    regression = functools.partial(U.regression, validation=validation)
+    classification = functools.partial(U.classification, validation=validation)
     relu, tanh = jax.nn.relu, jax.numpy.tanh
     x, t = datasets.make_swiss_roll(n_samples=1000, noise=1.0, random_state=0)
     out = {"swiss roll": regression(x, t, (64,), tanh, 200, 32)}

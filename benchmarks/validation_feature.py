@@ -69,12 +69,33 @@ cell. The replay over v6: 1.031 [1.020, 1.042] on the sixth suite, 0.743 [0.717,
 seventh; over the pick's first run 0.962 and 0.918; over Adam at 1e-3 0.857 and 0.865; over the
 target-tuned warmup+cosine 1.088 and 1.162. Not below 1 on the sixth suite: no.
 
+A third look (`--other-suites`), its protocol fixed and committed before any of its runs
+(2026-12-07): does what the validation features did on the two suites they were tried on hold
+on suites that never saw them? The third, fourth and fifth suites (21 cells; `untouched_suite.py`,
+`fourth_suite.py`, `fifth_suite.py`) had no part in this pick's training, validation or
+selection, nor in v6's (they decided v4's default rate and v5; the third has been looked at).
+The same pick (seed 2), not retrained, at v6's default rate, with the same 20 % split of each
+task's training rows; the same 50 held-out tasks and test rows per cell as stored. Per cell, on
+this machine: v6 on all the rows (recomputed, with its drift from the stored "v6 (shipped)"
+row), v6 on the same 80 % (the control), the pick (one run), and the pick's rates replayed over
+all the rows (two runs; checked first to reproduce the pick's run on its own 80 %, as above).
+Reported per suite and pooled over the 21 cells (geometric means of paired per-task test-loss
+ratios, bootstrap 95 %): the pick and the replay over v6, the pick over the control, the replay
+over Adam at 1e-3 and over the target-tuned warmup+cosine (stored rows); per cell, the pick and
+the replay over v6. Reading, fixed now: the direction holds beyond the two suites it was tried
+on if, pooled over the 21 cells, the replay's interval over v6 lies wholly below 1; then the
+next work is meta-training with the replay in the loop (the README's next step). If it does not,
+the features' gain is a property of the seventh suite's kind of cell, and the README says so.
+Nothing ships from it either way: the pick was not trained to be replayed, and a ship decision
+needs a recipe's own seeds.
+
 Run:  python benchmarks/pretrained_train.py --wider --horizon-mix 1,5 --keep-gradients \\
           --validation-families --meta-steps 1200 --validation-tasks 32 --validate-every 60 \\
           --validation-split 0.2 --out benchmarks/results/pretrained_validation_feature
       python benchmarks/validation_feature.py --suites   (the rows; ~10 min)
       python benchmarks/validation_feature.py --smaller-split   (the diagnostic; ~5 min)
       python benchmarks/validation_feature.py --replay   (the second diagnostic; ~10 min)
+      python benchmarks/validation_feature.py --other-suites   (the third look; ~35 min)
       python benchmarks/validation_feature.py --report   (the tables from the stored files)
 """
 
@@ -90,6 +111,8 @@ import optax
 
 sys.path.insert(0, os.path.dirname(__file__))
 import across_suites as A
+import fifth_suite as F5
+import fourth_suite as F4
 import pretrained_tables as PTab
 import pretrained_train as T
 import sixth_suite as S
@@ -104,6 +127,13 @@ FOLDER = os.path.join(HERE, "results", "pretrained_validation_feature")
 OUT = os.path.join(HERE, "results", "validation_feature.json")
 SPLIT = 0.2
 SUITES = {"sixth": (S.SIXTH, S.sixth_families), "seventh": (S.SEVENTH, S.seventh_families)}
+# The third look's suites: none took part in this pick's (or v6's) training or selection.
+OTHER = {
+    "third": (U.THIRD, U.families),
+    "fourth": (F4.FOURTH, F4.families),
+    "fifth": (F5.FIFTH, F5.families),
+}
+STORED_V6 = "v6 (shipped)"  # v6's row in those suites' files
 SEED_ROW = "validation features, seed {} at v6's default rate (80 % of the rows)"
 CONTROL = "v6 at its default rate on the same 80 % of the rows"
 V6_HERE = "v6 at its default rate (all the rows), recomputed here"
@@ -202,13 +232,39 @@ def replayed_metrics(family, rates, keys, horizon):
     return P.Metrics(*(np.asarray(x, np.float64) for x in out))
 
 
+def add_replay(cell, plain, carved, tx, keys, horizon, first_row, where):
+    """Adds `REPLAY_ROW` to `cell`: the rates of `tx`'s runs on `carved` (the split's rows)
+    replayed over all the rows (`plain`), after checking that replaying them on `carved` gives
+    back that run's stored test losses (`first_row`)."""
+    rates = meta.evaluate(carved, tx, keys, horizon).lrs
+    first = np.asarray(cell["per_task_test_loss"][first_row])
+    again = replayed_metrics(carved, rates, keys, horizon).test_loss
+    drift = float(np.max(np.abs(again - first) / np.abs(first)))
+    if not drift <= REPLAY_TOLERANCE:
+        raise SystemExit(
+            f"{where}: the replay on the split's rows is not the first run "
+            f"(test losses differ by up to {drift:.2e})"
+        )
+    m = replayed_metrics(plain, rates, keys, horizon)
+    cell["per_task_test_loss"][REPLAY_ROW] = m.test_loss.tolist()
+    cell["per_task_test_accuracy"][REPLAY_ROW] = m.test_accuracy.tolist()
+    cell["replay_check_max_drift"] = drift
+    print(f"{where}: replayed (check: {drift:.1e})", flush=True)
+
+
+def the_pick(horizon):
+    """(row name, transformation) of the pick at v6's default rate."""
+    schedule, params = T.load_seeds(FOLDER)
+    pick = T.rule_pick(FOLDER)["seed"]
+    rate = lj.pretrained_info()["base_lr"]
+    tx = lj.learned_schedule(T.INNER, schedule.clone(horizon=horizon, base_lr=rate), params[pick])
+    return SEED_ROW.format(pick), tx
+
+
 def run_replay():
     """The second diagnostic: the pick's rates (its run with the split) replayed over all the
     rows, into `OUT`, after checking that replaying them on the split's own rows is that run."""
     out = json.load(open(OUT))
-    schedule, params = T.load_seeds(FOLDER)
-    pick = T.rule_pick(FOLDER)["seed"]
-    rate = lj.pretrained_info()["base_lr"]
     for suite_name, (suite, families) in SUITES.items():
         plain, carved = families(), families(validation=SPLIT)
         heldout = meta.task_keys(suite.heldout_root, U.NUM_HELDOUT)
@@ -217,23 +273,44 @@ def run_replay():
             cell = out["cells"][suite_name][name]
             if REPLAY_ROW in cell["per_task_test_loss"]:
                 continue
-            tx = lj.learned_schedule(
-                T.INNER, schedule.clone(horizon=horizon, base_lr=rate), params[pick]
+            pick_row, tx = the_pick(horizon)
+            where = f"{suite_name}, {name}"
+            add_replay(cell, plain[fam], carved[fam], tx, heldout, horizon, pick_row, where)
+            json.dump(out, open(OUT, "w"), indent=1)
+    return report()
+
+
+def run_other_suites():
+    """The third look: per cell of the third, fourth and fifth suites, v6 (all the rows, and
+    its drift from the stored row), the control, the pick and its replay, into `OUT`."""
+    out = json.load(open(OUT))
+    for suite_name, (suite, families) in OTHER.items():
+        plain, carved = families(), families(validation=SPLIT)
+        stored = json.load(open(suite.out))["cells"]
+        heldout = meta.task_keys(suite.heldout_root, U.NUM_HELDOUT)
+        for fam, mult in suite.cells:
+            name, horizon = f"{fam} @ {mult}x", T.H * mult
+            cell = (
+                out["cells"]
+                .setdefault(suite_name, {})
+                .setdefault(name, {"per_task_test_loss": {}, "per_task_test_accuracy": {}})
             )
-            rates = meta.evaluate(carved[fam], tx, heldout, horizon).lrs
-            first = np.asarray(cell["per_task_test_loss"][SEED_ROW.format(pick)])
-            again = replayed_metrics(carved[fam], rates, heldout, horizon).test_loss
-            drift = float(np.max(np.abs(again - first) / np.abs(first)))
-            if not drift <= REPLAY_TOLERANCE:
-                raise SystemExit(
-                    f"{suite_name}, {name}: the replay on the split's rows is not the first run "
-                    f"(test losses differ by up to {drift:.2e})"
-                )
-            m = replayed_metrics(plain[fam], rates, heldout, horizon)
-            cell["per_task_test_loss"][REPLAY_ROW] = m.test_loss.tolist()
-            cell["per_task_test_accuracy"][REPLAY_ROW] = m.test_accuracy.tolist()
-            cell["replay_check_max_drift"] = drift
-            print(f"{suite_name}, {name}: replayed (check: {drift:.1e})", flush=True)
+            losses = cell["per_task_test_loss"]
+            if REPLAY_ROW in losses:
+                continue
+            v6 = lj.learned_schedule(T.INNER, *PTab.v6_at(horizon))
+            pick_row, tx = the_pick(horizon)
+            runs = ((V6_HERE, plain, v6), (CONTROL, carved, v6), (pick_row, carved, tx))
+            for k, family, t in runs:
+                if k not in losses:
+                    m = P.final_metrics(family[fam], t, heldout, horizon)
+                    losses[k] = m.test_loss.tolist()
+                    cell["per_task_test_accuracy"][k] = m.test_accuracy.tolist()
+            old = np.asarray(stored[name]["per_task_test_loss"][STORED_V6])
+            drift = np.abs(np.asarray(losses[V6_HERE]) - old) / np.abs(old)
+            cell["v6_drift"] = {"median": float(np.median(drift)), "max": float(drift.max())}
+            where = f"{suite_name}, {name}"
+            add_replay(cell, plain[fam], carved[fam], tx, heldout, horizon, pick_row, where)
             json.dump(out, open(OUT, "w"), indent=1)
     return report()
 
@@ -249,7 +326,7 @@ def v4_drift(family, horizon, keys, stored):
 
 def merged(suite_name):
     """The suite's stored cells with this pilot's rows added (in memory)."""
-    suite = SUITES[suite_name][0]
+    suite = (SUITES | OTHER)[suite_name][0]
     stored = json.load(open(suite.out))["cells"]
     mine = json.load(open(OUT))["cells"][suite_name]
     names = [f"{fam} @ {mult}x" for fam, mult in suite.cells]
@@ -378,6 +455,7 @@ def report():
         replay["worth_meta_training"] = all(over_v6[s][1][1] < 1.0 for s in data)
         verdict = "yes" if replay["worth_meta_training"] else "no"
         print(f"\nthe replay's upper end below 1 over v6 on both suites: {verdict}")
+    other = other_report(out, pick_row)
     out["report"] = {
         "pick": pick,
         "over": table,
@@ -390,9 +468,67 @@ def report():
         "promising": promising,
         "smaller_split": smaller,
         "replay": replay,
+        "other_suites": other,
     }
     json.dump(out, open(OUT, "w"), indent=1)
     return out
+
+
+def other_report(out, pick_row):
+    """The third look's tables (when its rows are all there): per suite and pooled over the 21
+    cells, the pick and the replay over each row; per cell over v6; and the reading."""
+    mine = out["cells"]
+    if not all(
+        REPLAY_ROW in mine.get(s, {}).get(f"{fam} @ {mult}x", {}).get("per_task_test_loss", {})
+        for s, (suite, _) in OTHER.items()
+        for fam, mult in suite.cells
+    ):
+        return {}
+    data = {name: merged(name) for name in OTHER}
+    pooled = {f"{s}: {n}": c for s, cells in data.items() for n, c in cells.items()}
+    data["the 21 cells"] = pooled
+    print("\nThe third look (protocol fixed before its runs): the suites that never saw the pick")
+    print("\nThe pick (one run, 80 % of the rows) over each row\n")
+    rows = {
+        "v6 (all the rows), recomputed here": V6_HERE,
+        "v6 on the same 80 % of the rows": CONTROL,
+        "Adam 1e-3 (all the rows)": ADAM,
+        "warmup+cosine tuned on the target family (all the rows)": TARGET_TUNED,
+    }
+    pick = ratio_table(data, pick_row, rows)
+    print("\nThe pick's rates replayed over all the rows (two runs) over each row\n")
+    replay = ratio_table(
+        data,
+        REPLAY_ROW,
+        {
+            "v6 (all the rows), recomputed here": V6_HERE,
+            "the pick's first run (80 % of the rows)": pick_row,
+            "Adam 1e-3 (all the rows)": ADAM,
+            "warmup+cosine tuned on the target family (all the rows)": TARGET_TUNED,
+        },
+    )
+    print("\nPer cell over v6 (all the rows, recomputed here) [95 %]: the pick, the replay;")
+    print("v6's median and largest drift from its stored losses on this machine\n")
+    per_cell = {}
+    for key, cell in pooled.items():
+        s, name = key.split(": ", 1)
+        drift = mine[s][name]["v6_drift"]
+        per_cell[key] = {
+            "pick": PTab.pooled({key: cell}, pick_row, V6_HERE),
+            "replay": PTab.pooled({key: cell}, REPLAY_ROW, V6_HERE),
+            "v6_drift": drift,
+        }
+        r = per_cell[key]
+        print(
+            f"| {s} | {name} | {A._fmt(r['pick'])} | {A._fmt(r['replay'])} | "
+            f"{drift['median']:.1e}, {drift['max']:.1e} |"
+        )
+    holds = bool(replay["v6 (all the rows), recomputed here"]["the 21 cells"][1][1] < 1.0)
+    print(
+        "\nreading: pooled over the 21 cells, the replay's interval over v6 lies wholly below 1: "
+        + ("yes, the direction holds" if holds else "no")
+    )
+    return {"pick_over": pick, "replay_over": replay, "per_cell": per_cell, "holds": holds}
 
 
 def main():
@@ -401,6 +537,7 @@ def main():
     group.add_argument("--suites", action="store_true", help="the rows, then the report")
     group.add_argument("--smaller-split", action="store_true", help="the 10 %% split diagnostic")
     group.add_argument("--replay", action="store_true", help="the replay diagnostic")
+    group.add_argument("--other-suites", action="store_true", help="the third look's rows")
     group.add_argument("--report", action="store_true", help="the tables from the stored files")
     args = parser.parse_args()
     if args.suites:
@@ -409,6 +546,8 @@ def main():
         run_smaller_split()
     elif args.replay:
         run_replay()
+    elif args.other_suites:
+        run_other_suites()
     else:
         report()
 
