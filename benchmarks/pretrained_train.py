@@ -393,9 +393,18 @@ def main():
         "validation split, and meta-train a schedule with validation features that reads its "
         "loss (a candidate, not the shipped one)",
     )
+    parser.add_argument(
+        "--replay",
+        action="store_true",
+        help="with --validation-split: train every task twice in lock-step (meta.ReplayedFamily), "
+        "the schedule's run with the split and its rates replayed on all the rows; the "
+        "meta-objective and the validation read the replay (a candidate, not the shipped one)",
+    )
     args = parser.parse_args()
     if not 0.0 <= args.validation_split < 1.0:
         parser.error(f"--validation-split must be in [0, 1), got {args.validation_split}")
+    if args.replay and not args.validation_split > 0:
+        parser.error("--replay needs --validation-split > 0 (the rows the replay gives back)")
     os.makedirs(args.out, exist_ok=True)
     if args.ship:
         return ship(args.out, args.calibration)
@@ -421,9 +430,15 @@ def main():
     horizons = [H * m for m in mults for _ in mixture(scaled=False, wider=args.wider)]
     split = args.validation_split
     schedule = schedule_for(base["base_lr"], args.alignment, horizon, validation=split > 0)
-    train_mix = lambda: mixture(
-        wider=args.wider, keep_gradients=args.keep_gradients, validation=split
-    )
+    mix = lambda v: mixture(wider=args.wider, keep_gradients=args.keep_gradients, validation=v)
+    if args.replay:
+        # Both runs of a task rate-scaled alike: the scale is drawn from the task key.
+        train_mix = lambda: [
+            meta.ReplayedFamily(a, b) for a, b in zip(mix(split), mix(0.0), strict=True)
+        ]
+    else:
+        train_mix = lambda: mix(split)
+    twice = meta.ReplayedFamily if args.replay else lambda first, replay: first
     for seed in (int(s) for s in args.seeds.split(",")):
         t0 = time.perf_counter()
         result = meta.meta_train(
@@ -440,7 +455,7 @@ def main():
             validation_keys=meta.task_keys(VALID_ROOT, args.validation_tasks),
             validate_every=args.validate_every,
             validation_families=(
-                [make(validation=split) for make in VALIDATION_FAMILIES.values()]
+                [twice(make(validation=split), make()) for make in VALIDATION_FAMILIES.values()]
                 if args.validation_families
                 else None
             ),
@@ -461,6 +476,7 @@ def main():
             "alignment_features": args.alignment,
             "validation_features": split > 0,
             "validation_split": split,
+            "replay": args.replay,
             "validation_tasks": args.validation_tasks,
             "validate_every": args.validate_every,
             "validation_families": (

@@ -28,6 +28,7 @@ from lookahead_jax.meta.evaluation import (
 )
 from lookahead_jax.meta.tasks import (
     MLP,
+    ReplayedFamily,
     Task,
     TaskFamily,
     classification_family,
@@ -60,6 +61,7 @@ __all__ = [
     "InnerState",
     "MetaParams",
     "MetaTrainResult",
+    "ReplayedFamily",
     "Task",
     "TaskFamily",
     "baseline_tx",

@@ -6,6 +6,7 @@ with `jax.random`, so a family can be `jax.vmap`-ed over a batch of task keys: t
 hold batched arrays, and one compiled inner loop trains a whole batch of tasks at once.
 """
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -52,6 +53,60 @@ class Task(NamedTuple):
 
 
 TaskFamily = Callable[[jax.Array], Task]  # task key -> Task (vmappable over the key)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplayedFamily:
+    """Tasks a user trains twice: first with a validation split, then on every row again.
+
+    The first run is `first`'s task: the schedule trains on its training rows and reads its
+    validation loss. The second run, the replay, is `replay`'s task for the same key (the same
+    problem with the validation rows given back as training rows, the same test rows): the
+    unit-rate inner optimizer from the same initial params, with the same minibatch keys, at the
+    rate the schedule chose at each step of the first run. Practitioners do this by hand (pick
+    the epochs on a validation split, retrain on everything); `meta_train` on a `ReplayedFamily`
+    reads its meta-objective on the replay, so the schedule is trained for what the second run
+    gets. Both families must give the same initial params for a key (the same architecture).
+
+    Only `meta_train` and the functions of `lookahead_jax.meta.unroll` take one; it is not a
+    `TaskFamily` (calling it raises), so no evaluation reads one run where two were meant.
+
+    Args:
+      first: the family of the run the schedule chooses its rates on (with a validation split).
+      replay: the family of the run those rates are replayed on.
+
+    Example:
+      >>> import jax, numpy as np
+      >>> from lookahead_jax import meta
+      >>> x = np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32)
+      >>> y = x.sum(axis=1)
+      >>> twice = meta.ReplayedFamily(
+      ...     meta.data_regression_family(x, y, num_train=100, num_validation=20),
+      ...     meta.data_regression_family(x, y, num_train=100),
+      ... )
+      >>> twice.replay(jax.random.key(0)).validation_loss is None
+      True
+    """
+
+    first: TaskFamily
+    replay: TaskFamily
+
+    def __post_init__(self):
+        for name in ("first", "replay"):
+            value = getattr(self, name)
+            if not callable(value) or isinstance(value, ReplayedFamily):
+                raise TypeError(f"ReplayedFamily: {name} must be a TaskFamily, got {value!r}")
+
+    def __call__(self, task_key: jax.Array) -> Task:
+        raise TypeError(
+            "a ReplayedFamily is two runs, not a TaskFamily: meta_train and meta.unroll take it; "
+            "to evaluate, run its `first` family, record the rates, and replay them on `replay`"
+        )
+
+
+def first_family(family: Any) -> TaskFamily:
+    """The family whose tasks the schedule trains on: `family`, or a `ReplayedFamily`'s first."""
+    return family.first if isinstance(family, ReplayedFamily) else family
 
 
 def _positive_ints(caller: str, **kwargs: Any) -> list[int]:

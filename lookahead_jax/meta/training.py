@@ -30,7 +30,7 @@ import optax
 
 from lookahead_jax import checks
 from lookahead_jax.lstm_schedule import LSTMSchedule
-from lookahead_jax.meta.tasks import TaskFamily
+from lookahead_jax.meta.tasks import ReplayedFamily, TaskFamily
 from lookahead_jax.meta.unroll import (
     InnerState,
     MetaParams,
@@ -51,6 +51,7 @@ def _check_initial_losses(family: TaskFamily, states: InnerState, init) -> None:
     if bad.any():
         # The slots may have moved (random offsets): name the loss at the initial params.
         task_key = states.task_key[int(np.argmax(bad))]
+        family = family.replay if isinstance(family, ReplayedFamily) else family  # the one read
         value = float(family(task_key).full_loss(initial_params(family, task_key, init)))
         if np.isfinite(value):
             raise ValueError(
@@ -260,7 +261,9 @@ def meta_train(
       family: task key -> `Task`; or a sequence of families, a mixture: each family keeps its
         own `num_tasks` slots, and meta step i trains on family ``i % len(family)`` (round
         robin, so every family gets the same number of meta steps; their params may differ in
-        structure).
+        structure). A `ReplayedFamily` (here or in `validation_families`) trains each task twice
+        in lock-step, the schedule's run and its rates replayed by `inner` on the replay family,
+        and the objective reads the replay.
       schedule: the `LSTMSchedule` to train.
       inner: the unit-rate inner transformation (``optax.sgd(1.0)``; for Adam-type inner
         optimizers pass ``eps_root > 0``, the gradient of sqrt at 0 being infinite).
@@ -328,6 +331,8 @@ def meta_train(
     validate_every = checks.integer("meta_train", "validate_every", validate_every, 1)
     if not 0.0 <= hide_horizon <= 1.0:
         raise ValueError(f"meta_train: hide_horizon must be in [0, 1], got {hide_horizon=}")
+    if learn_init and any(isinstance(f, ReplayedFamily) for f in families):
+        raise ValueError("meta_train: learn_init cannot be used with a ReplayedFamily")
     if learn_init and len(families) > 1:
         raise ValueError(
             "meta_train: learn_init needs one family (a mixture's params differ in structure)"

@@ -8,6 +8,11 @@ step and recomputes each step's activations, so memory grows with the params, no
 Long horizons are split into truncations (truncated backprop): each task slot carries its params
 and optimizer state (schedule carry included) from one truncation to the next, gradients stopping
 at the boundary.
+
+A `ReplayedFamily` runs each task twice in lock-step: the schedule's run on the first family's
+task, and the replay, the inner optimizer on the replay family's task at the rate the schedule
+chose at the same step. The meta-objective then reads the replay, whose params depend on the
+schedule only through those rates.
 """
 
 from typing import Any, NamedTuple
@@ -16,9 +21,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lookahead_jax.learned_schedule import learned_schedule
+from lookahead_jax.learned_schedule import current_learning_rate, learned_schedule
 from lookahead_jax.lstm_schedule import LSTMSchedule
-from lookahead_jax.meta.tasks import Task, TaskFamily
+from lookahead_jax.meta.tasks import ReplayedFamily, Task, TaskFamily, first_family
 
 MetaParams = dict[str, Any]
 OBJECTIVES = ("mean_log_loss", "mean_loss", "final_log_loss", "final_loss", "final_log_test_loss")
@@ -37,6 +42,9 @@ class InnerState(NamedTuple):
     step: jax.Array  # shape=(), int32: inner steps taken on this task
     log_loss0: jax.Array  # shape=(): log of the task's full loss at its initial params
     log_test_loss0: jax.Array  # shape=(): log of its test loss there (log_loss0 without one)
+    # A `ReplayedFamily`'s replay: (its params, the inner optimizer's state); None otherwise.
+    # The meta-objective reads this run; log_loss0 and log_test_loss0 are its task's.
+    replay: Any = None
 
 
 def check_objective(objective: str, caller: str) -> None:
@@ -53,16 +61,49 @@ def inner_step(task: Task, tx: optax.GradientTransformationExtraArgs, first_orde
 
     def step(carry, key):
         params, opt_state = carry
-        loss, grads = jax.value_and_grad(task.loss)(params, task.sample_batch(key))
-        if first_order:
-            # First-order meta-gradients (FOMAML): the inner gradients are constants, so no
-            # second derivatives of the task loss are taken.
-            grads = jax.lax.stop_gradient(grads)
+        loss, grads = _grads(task, params, key, first_order)
         extra = {}
         if task.validation_loss is not None:
             extra["val_loss"] = task.validation_loss(params)
         updates, opt_state = tx.update(grads, opt_state, params, value=loss, **extra)
         return (optax.apply_updates(params, updates), opt_state), loss
+
+    return step
+
+
+def _grads(task: Task, params: optax.Params, key: jax.Array, first_order: bool):
+    """(minibatch loss, gradients) of `task` at `params` on the minibatch of `key`."""
+    loss, grads = jax.value_and_grad(task.loss)(params, task.sample_batch(key))
+    if first_order:
+        # First-order meta-gradients (FOMAML): the inner gradients are constants, so no
+        # second derivatives of the task loss are taken.
+        grads = jax.lax.stop_gradient(grads)
+    return loss, grads
+
+
+def replayed_step(
+    task: Task,
+    tx: optax.GradientTransformationExtraArgs,
+    replay_task: Task,
+    inner: optax.GradientTransformation,
+    first_order: bool,
+):
+    """One step of both runs of a `ReplayedFamily`: ((params, opt_state), (replay params,
+    inner state)), key -> the same, the replay's minibatch loss.
+
+    The schedule's run is `inner_step`'s; the replay takes the unit-rate `inner`'s update on its
+    own task's minibatch of the same key, times the rate `tx` (a `learned_schedule`) used.
+    """
+    first = inner_step(task, tx, first_order)
+
+    def step(carry, key):
+        run, (params, inner_state) = carry
+        (new_params, opt_state), _ = first(run, key)
+        loss, grads = _grads(replay_task, params, key, first_order)
+        updates, inner_state = inner.update(grads, inner_state, params)
+        lr = current_learning_rate(opt_state)
+        updates = jax.tree.map(lambda u: u * lr.astype(u.dtype), updates)
+        return ((new_params, opt_state), (optax.apply_updates(params, updates), inner_state)), loss
 
     return step
 
@@ -142,28 +183,40 @@ def initial_params(
 
 
 def fresh_state(
-    family: TaskFamily,
+    family: TaskFamily | ReplayedFamily,
     tx: optax.GradientTransformationExtraArgs,
     task_key: jax.Array,
     init: optax.Params | None,
     hide_horizon: float = 0.0,
+    *,
+    inner: optax.GradientTransformation | None = None,
 ) -> InnerState:
     """A task slot at step 0: the task's initial params, `tx`'s initial state, its initial losses.
 
     With ``hide_horizon`` > 0, the schedule of that fraction of tasks (drawn from the task key)
     does not know its horizon: one set of params then learns to serve runs with and without one.
+    A `ReplayedFamily` also starts its replay, with `inner`'s state (then required; the initial
+    losses are the replay task's).
     """
-    task = family(task_key)
+    task = first_family(family)(task_key)
     params, k_data = _start(task, task_key, init)
     opt_state = tx.init(params)
     if hide_horizon > 0:
         hide = jax.random.uniform(jax.random.fold_in(task_key, 2)) < hide_horizon
         opt_state = _hide_horizon(opt_state, hide)
-    log_loss0 = _log_floor(jax.lax.stop_gradient(task.full_loss(params)))
+    replay, scored, at = None, task, params  # the run the meta-objective reads
+    if isinstance(family, ReplayedFamily):
+        if inner is None:
+            raise ValueError("fresh_state: a ReplayedFamily needs inner= (the replay's optimizer)")
+        scored = family.replay(task_key)
+        at = _start(scored, task_key, init)[0]
+        _check_same_start(params, at)
+        replay = (at, inner.init(at))
+    log_loss0 = _log_floor(jax.lax.stop_gradient(scored.full_loss(at)))
     log_test_loss0 = (
         log_loss0
-        if task.test_loss is None
-        else _log_floor(jax.lax.stop_gradient(task.test_loss(params)))
+        if scored.test_loss is None
+        else _log_floor(jax.lax.stop_gradient(scored.test_loss(at)))
     )
     return InnerState(
         task_key=task_key,
@@ -173,7 +226,21 @@ def fresh_state(
         step=jnp.zeros([], jnp.int32),
         log_loss0=log_loss0,
         log_test_loss0=log_test_loss0,
+        replay=replay,
     )
+
+
+def _check_same_start(params: optax.Params, replay_params: optax.Params) -> None:
+    """A replay starts where its first run starts: the same param structure and shapes."""
+    shapes = lambda tree: jax.tree.map(lambda x: (jnp.shape(x), jnp.result_type(x)), tree)
+    if jax.tree.structure(params) != jax.tree.structure(replay_params) or shapes(params) != shapes(
+        replay_params
+    ):
+        raise ValueError(
+            "ReplayedFamily: its first and replay families must give the same initial params "
+            f"for a task key (the same architecture), got {shapes(params)} and "
+            f"{shapes(replay_params)}"
+        )
 
 
 def truncation_loss(
@@ -198,33 +265,54 @@ def truncation_loss(
     (`Task.test_loss`, which the family must define): a meta-objective that rewards
     generalisation, not memorising the training rows. All are NaN-safe (see
     `LOG_LOSS_CAP`). With ``"init"`` in `meta_params`,
-    a task at step 0 starts from those params (MAML), so the meta-gradient reaches them.
+    a task at step 0 starts from those params (MAML), so the meta-gradient reaches them. With a
+    `ReplayedFamily`, both runs take the truncation's steps and every objective reads the replay
+    (its minibatch losses, its full and test losses).
     """
-    task = family(state.task_key)
+    task = first_family(family)(state.task_key)
     tx = learned_schedule(inner, schedule, meta_params["schedule"])
     params, opt_state = state.params, state.opt_state
     if "init" in meta_params:
+        if isinstance(family, ReplayedFamily):
+            raise ValueError("truncation_loss: a ReplayedFamily cannot learn the init (MAML)")
         fresh = state.step == 0
         params = jax.tree.map(lambda i, p: jnp.where(fresh, i, p), meta_params["init"], params)
     key, sub = jax.random.split(state.key)
-    (params, opt_state), losses = unroll(
-        task, tx, params, opt_state, sub, num_steps, remat=remat, first_order=first_order
-    )
+    replay = state.replay
+    if isinstance(family, ReplayedFamily):
+        if replay is None:
+            raise ValueError(
+                "truncation_loss: a ReplayedFamily's state has no replay (start it with "
+                "fresh_state(..., inner=inner))"
+            )
+        replay_task = family.replay(state.task_key)
+        step = replayed_step(task, tx, replay_task, inner, first_order)
+        if remat:
+            step = jax.checkpoint(step)
+        ((params, opt_state), replay), losses = jax.lax.scan(
+            step, ((params, opt_state), replay), jax.random.split(sub, num_steps)
+        )
+        task, scored_params = replay_task, replay[0]  # the objective reads the replay
+    else:
+        (params, opt_state), losses = unroll(
+            task, tx, params, opt_state, sub, num_steps, remat=remat, first_order=first_order
+        )
+        scored_params = params
     if objective == "mean_log_loss":
         meta_loss = jnp.mean(_log_ratio(losses, state.log_loss0))
     elif objective == "mean_loss":
         meta_loss = jnp.mean(jnp.exp(_log_ratio(losses, state.log_loss0)))
     elif objective == "final_log_loss":
-        meta_loss = _log_ratio(task.full_loss(params), state.log_loss0)
+        meta_loss = _log_ratio(task.full_loss(scored_params), state.log_loss0)
     elif objective == "final_log_test_loss":
         if task.test_loss is None:
             raise ValueError(
                 "truncation_loss: objective='final_log_test_loss' needs a family whose tasks "
                 "define test_loss (a held-out split)"
             )
-        meta_loss = _log_ratio(task.test_loss(params), state.log_test_loss0)
+        meta_loss = _log_ratio(task.test_loss(scored_params), state.log_test_loss0)
     else:
-        meta_loss = jnp.exp(_log_ratio(task.full_loss(params), state.log_loss0))
+        meta_loss = jnp.exp(_log_ratio(task.full_loss(scored_params), state.log_loss0))
     new_state = InnerState(
         task_key=state.task_key,
         params=params,
@@ -233,6 +321,7 @@ def truncation_loss(
         step=state.step + num_steps,
         log_loss0=state.log_loss0,
         log_test_loss0=state.log_test_loss0,
+        replay=replay,
     )
     return meta_loss, jax.lax.stop_gradient(new_state)
 
@@ -285,7 +374,8 @@ def meta_gradient(
 def fresh_states(family, schedule, inner, meta_params, task_keys, hide_horizon=0.0):
     tx = learned_schedule(inner, schedule, meta_params["schedule"])
     init = meta_params.get("init")
-    return jax.vmap(lambda k: fresh_state(family, tx, k, init, hide_horizon))(task_keys)
+    fresh = lambda k: fresh_state(family, tx, k, init, hide_horizon, inner=inner)
+    return jax.vmap(fresh)(task_keys)
 
 
 def select_slots(mask: jax.Array, new: Any, old: Any) -> Any:
