@@ -34,6 +34,12 @@ Protocol, fixed (and committed) before any of its runs (2026-12-07):
   ship decision) only if its pick's replay over v6 has its interval's upper end below 1 on
   each of the five suites.
 
+Outcome (2026-12-07): the pick is seed 0 (best validation meta-loss -2.886; the others -2.759
+to -2.846). Its replay over v6: 1.054 [1.042, 1.066] on the sixth suite, 0.763 on the seventh,
+0.945 on the third, 1.027 [0.998, 1.060] on the fourth, 0.957 on the fifth; 0.943 [0.932, 0.956]
+over the 35 cells. Over the validation-feature pick's replay 1.048 [1.038, 1.059] (1.115 on the
+cells at H, 0.898 at 5H). The reading: no (the sixth and fourth suites), not promising.
+
 Run:  python benchmarks/pretrained_train.py --wider --horizon-mix 1,5 --keep-gradients \\
           --validation-families --meta-steps 1200 --validation-tasks 32 --validate-every 60 \\
           --validation-split 0.2 --replay --out benchmarks/results/pretrained_replay
