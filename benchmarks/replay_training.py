@@ -56,11 +56,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 import across_suites as A
 import pretrained_tables as PTab
 import pretrained_train as T
-import untouched_suite as U
 import validation_feature as VF
 
 import lookahead_jax as lj
-from lookahead_jax import meta
 from lookahead_jax.meta import protocol as P
 
 HERE = os.path.dirname(__file__)
@@ -85,26 +83,16 @@ def the_pick(horizon):
 def run():
     """Adds the pick's first run and its replay to `OUT`, per suite and cell."""
     out = json.load(open(OUT)) if os.path.exists(OUT) else {"cells": {}}
-    for suite_name, (suite, families) in SUITES.items():
-        plain, carved = families(), families(validation=VF.SPLIT)
-        heldout = meta.task_keys(suite.heldout_root, U.NUM_HELDOUT)
-        for fam, mult in suite.cells:
-            name, horizon = f"{fam} @ {mult}x", T.H * mult
-            cell = (
-                out["cells"]
-                .setdefault(suite_name, {})
-                .setdefault(name, {"per_task_test_loss": {}, "per_task_test_accuracy": {}})
-            )
-            if ROW in cell["per_task_test_loss"]:
-                continue
-            out["pick"], tx = the_pick(horizon)
-            m = P.final_metrics(carved[fam], tx, heldout, horizon)
-            cell["per_task_test_loss"][FIRST_ROW] = m.test_loss.tolist()
-            cell["per_task_test_accuracy"][FIRST_ROW] = m.test_accuracy.tolist()
-            where = f"{suite_name}, {name}"
-            first = (FIRST_ROW, where, ROW)
-            VF.add_replay(cell, plain[fam], carved[fam], tx, heldout, horizon, *first)
-            json.dump(out, open(OUT, "w"), indent=1)
+    for c in VF.each_cell(out, SUITES):
+        if ROW in c.record["per_task_test_loss"]:
+            continue
+        out["pick"], tx = the_pick(c.horizon)
+        m = P.final_metrics(c.carved, tx, c.keys, c.horizon)
+        c.record["per_task_test_loss"][FIRST_ROW] = m.test_loss.tolist()
+        c.record["per_task_test_accuracy"][FIRST_ROW] = m.test_accuracy.tolist()
+        where = f"{c.suite}, {c.name}"
+        VF.add_replay(c.record, c.plain, c.carved, tx, c.keys, c.horizon, FIRST_ROW, where, ROW)
+        json.dump(out, open(OUT, "w"), indent=1)
     return report()
 
 

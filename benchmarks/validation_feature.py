@@ -107,6 +107,7 @@ import argparse
 import json
 import os
 import sys
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -162,37 +163,60 @@ def seed_rows(horizon):
     return rows | U.at_rate_rows(SEED_ROW.format(pick), lambda s: (at(s), params[pick]))
 
 
+class Cell(NamedTuple):
+    """One cell of a suite, as the runs below need it."""
+
+    suite: str  # the suite's name
+    name: str  # "family @ Mx"
+    horizon: int
+    plain: meta.TaskFamily  # the family, every training row trained on
+    carved: meta.TaskFamily  # the same with its validation split kept out
+    keys: jax.Array  # the suite's held-out task keys
+    stored: dict  # the suite's stored record of the cell
+    record: dict  # its record in the results being built (created empty)
+
+
+def each_cell(out, suites, split=SPLIT):
+    """Every cell of `suites` ({name: (suite, families)}), in table order, each suite's families
+    built once; each cell's record in `out["cells"]` is created where it is missing."""
+    for suite_name, (suite, families) in suites.items():
+        plain, carved = families(), families(validation=split)
+        stored = json.load(open(suite.out))["cells"]
+        keys = meta.task_keys(suite.heldout_root, U.NUM_HELDOUT)
+        for fam, mult in suite.cells:
+            name = f"{fam} @ {mult}x"
+            record = (
+                out["cells"]
+                .setdefault(suite_name, {})
+                .setdefault(name, {"per_task_test_loss": {}, "per_task_test_accuracy": {}})
+            )
+            yield Cell(
+                suite_name, name, T.H * mult, plain[fam], carved[fam], keys, stored[name], record
+            )
+
+
 def run_suites():
     """Adds the rows to `OUT`, per suite and cell: the candidate's on the families with their
     validation split and the control's too, v6 on the plain family; and v4's drift from its
     stored losses on the plain family (the same tasks as stored; 0 on the machine that stored
     them)."""
     out = json.load(open(OUT)) if os.path.exists(OUT) else {"split": SPLIT, "cells": {}}
-    for suite_name, (suite, families) in SUITES.items():
-        plain, carved = families(), families(validation=SPLIT)
-        stored = json.load(open(suite.out))["cells"]
-        heldout = meta.task_keys(suite.heldout_root, U.NUM_HELDOUT)
-        for fam, mult in suite.cells:
-            name, horizon = f"{fam} @ {mult}x", T.H * mult
-            cell = (
-                out["cells"]
-                .setdefault(suite_name, {})
-                .setdefault(name, {"per_task_test_loss": {}, "per_task_test_accuracy": {}})
-            )
-            v6 = lj.learned_schedule(T.INNER, *PTab.v6_at(horizon))
-            rows = seed_rows(horizon) | {CONTROL: v6, V6_HERE: v6}
-            missing = {k: v for k, v in rows.items() if k not in cell["per_task_test_loss"]}
-            if not missing:
-                continue
-            if "v4_drift" not in cell:
-                cell["v4_drift"] = v4_drift(plain[fam], horizon, heldout, stored[name])
-            for k, tx in missing.items():
-                family = plain[fam] if k == V6_HERE else carved[fam]
-                m = P.final_metrics(family, tx, heldout, horizon)
-                cell["per_task_test_loss"][k] = m.test_loss.tolist()
-                cell["per_task_test_accuracy"][k] = m.test_accuracy.tolist()
-            print(f"{suite_name}, {name}: added {len(missing)} rows", flush=True)
-            json.dump(out, open(OUT, "w"), indent=1)
+    for c in each_cell(out, SUITES):
+        cell = c.record
+        v6 = lj.learned_schedule(T.INNER, *PTab.v6_at(c.horizon))
+        rows = seed_rows(c.horizon) | {CONTROL: v6, V6_HERE: v6}
+        missing = {k: v for k, v in rows.items() if k not in cell["per_task_test_loss"]}
+        if not missing:
+            continue
+        if "v4_drift" not in cell:
+            cell["v4_drift"] = v4_drift(c.plain, c.horizon, c.keys, c.stored)
+        for k, tx in missing.items():
+            family = c.plain if k == V6_HERE else c.carved
+            m = P.final_metrics(family, tx, c.keys, c.horizon)
+            cell["per_task_test_loss"][k] = m.test_loss.tolist()
+            cell["per_task_test_accuracy"][k] = m.test_accuracy.tolist()
+        print(f"{c.suite}, {c.name}: added {len(missing)} rows", flush=True)
+        json.dump(out, open(OUT, "w"), indent=1)
     return report()
 
 
@@ -202,25 +226,20 @@ def run_smaller_split():
     schedule, params = T.load_seeds(FOLDER)
     pick = params[T.rule_pick(FOLDER)["seed"]]
     rate = lj.pretrained_info()["base_lr"]
-    for suite_name, (suite, families) in SUITES.items():
-        carved = families(validation=SMALLER)
-        heldout = meta.task_keys(suite.heldout_root, U.NUM_HELDOUT)
-        for fam, mult in suite.cells:
-            name, horizon = f"{fam} @ {mult}x", T.H * mult
-            cell = out["cells"][suite_name][name]
-            rows = {
-                SMALLER_ROW: lj.learned_schedule(
-                    T.INNER, schedule.clone(horizon=horizon, base_lr=rate), pick
-                ),
-                SMALLER_CONTROL: lj.learned_schedule(T.INNER, *PTab.v6_at(horizon)),
-            }
-            for k, tx in rows.items():
-                if k not in cell["per_task_test_loss"]:
-                    m = P.final_metrics(carved[fam], tx, heldout, horizon)
-                    cell["per_task_test_loss"][k] = m.test_loss.tolist()
-                    cell["per_task_test_accuracy"][k] = m.test_accuracy.tolist()
-            print(f"{suite_name}, {name}: the 10 % split's rows", flush=True)
-            json.dump(out, open(OUT, "w"), indent=1)
+    for c in each_cell(out, SUITES, split=SMALLER):
+        rows = {
+            SMALLER_ROW: lj.learned_schedule(
+                T.INNER, schedule.clone(horizon=c.horizon, base_lr=rate), pick
+            ),
+            SMALLER_CONTROL: lj.learned_schedule(T.INNER, *PTab.v6_at(c.horizon)),
+        }
+        for k, tx in rows.items():
+            if k not in c.record["per_task_test_loss"]:
+                m = P.final_metrics(c.carved, tx, c.keys, c.horizon)
+                c.record["per_task_test_loss"][k] = m.test_loss.tolist()
+                c.record["per_task_test_accuracy"][k] = m.test_accuracy.tolist()
+        print(f"{c.suite}, {c.name}: the 10 % split's rows", flush=True)
+        json.dump(out, open(OUT, "w"), indent=1)
     return report()
 
 
@@ -272,18 +291,13 @@ def run_replay():
     """The second diagnostic: the pick's rates (its run with the split) replayed over all the
     rows, into `OUT`, after checking that replaying them on the split's own rows is that run."""
     out = json.load(open(OUT))
-    for suite_name, (suite, families) in SUITES.items():
-        plain, carved = families(), families(validation=SPLIT)
-        heldout = meta.task_keys(suite.heldout_root, U.NUM_HELDOUT)
-        for fam, mult in suite.cells:
-            name, horizon = f"{fam} @ {mult}x", T.H * mult
-            cell = out["cells"][suite_name][name]
-            if REPLAY_ROW in cell["per_task_test_loss"]:
-                continue
-            pick_row, tx = the_pick(horizon)
-            where = f"{suite_name}, {name}"
-            add_replay(cell, plain[fam], carved[fam], tx, heldout, horizon, pick_row, where)
-            json.dump(out, open(OUT, "w"), indent=1)
+    for c in each_cell(out, SUITES):
+        if REPLAY_ROW in c.record["per_task_test_loss"]:
+            continue
+        pick_row, tx = the_pick(c.horizon)
+        where = f"{c.suite}, {c.name}"
+        add_replay(c.record, c.plain, c.carved, tx, c.keys, c.horizon, pick_row, where)
+        json.dump(out, open(OUT, "w"), indent=1)
     return report()
 
 
@@ -291,34 +305,27 @@ def run_other_suites():
     """The third look: per cell of the third, fourth and fifth suites, v6 (all the rows, and
     its drift from the stored row), the control, the pick and its replay, into `OUT`."""
     out = json.load(open(OUT))
-    for suite_name, (suite, families) in OTHER.items():
-        plain, carved = families(), families(validation=SPLIT)
-        stored = json.load(open(suite.out))["cells"]
-        heldout = meta.task_keys(suite.heldout_root, U.NUM_HELDOUT)
-        for fam, mult in suite.cells:
-            name, horizon = f"{fam} @ {mult}x", T.H * mult
-            cell = (
-                out["cells"]
-                .setdefault(suite_name, {})
-                .setdefault(name, {"per_task_test_loss": {}, "per_task_test_accuracy": {}})
-            )
-            losses = cell["per_task_test_loss"]
-            if REPLAY_ROW in losses:
-                continue
-            v6 = lj.learned_schedule(T.INNER, *PTab.v6_at(horizon))
-            pick_row, tx = the_pick(horizon)
-            runs = ((V6_HERE, plain, v6), (CONTROL, carved, v6), (pick_row, carved, tx))
-            for k, family, t in runs:
-                if k not in losses:
-                    m = P.final_metrics(family[fam], t, heldout, horizon)
-                    losses[k] = m.test_loss.tolist()
-                    cell["per_task_test_accuracy"][k] = m.test_accuracy.tolist()
-            old = np.asarray(stored[name]["per_task_test_loss"][STORED_V6])
-            drift = np.abs(np.asarray(losses[V6_HERE]) - old) / np.abs(old)
-            cell["v6_drift"] = {"median": float(np.median(drift)), "max": float(drift.max())}
-            where = f"{suite_name}, {name}"
-            add_replay(cell, plain[fam], carved[fam], tx, heldout, horizon, pick_row, where)
-            json.dump(out, open(OUT, "w"), indent=1)
+    for c in each_cell(out, OTHER):
+        losses = c.record["per_task_test_loss"]
+        if REPLAY_ROW in losses:
+            continue
+        v6 = lj.learned_schedule(T.INNER, *PTab.v6_at(c.horizon))
+        pick_row, tx = the_pick(c.horizon)
+        for k, family, t in (
+            (V6_HERE, c.plain, v6),
+            (CONTROL, c.carved, v6),
+            (pick_row, c.carved, tx),
+        ):
+            if k not in losses:
+                m = P.final_metrics(family, t, c.keys, c.horizon)
+                losses[k] = m.test_loss.tolist()
+                c.record["per_task_test_accuracy"][k] = m.test_accuracy.tolist()
+        old = np.asarray(c.stored["per_task_test_loss"][STORED_V6])
+        drift = np.abs(np.asarray(losses[V6_HERE]) - old) / np.abs(old)
+        c.record["v6_drift"] = {"median": float(np.median(drift)), "max": float(drift.max())}
+        where = f"{c.suite}, {c.name}"
+        add_replay(c.record, c.plain, c.carved, tx, c.keys, c.horizon, pick_row, where)
+        json.dump(out, open(OUT, "w"), indent=1)
     return report()
 
 
