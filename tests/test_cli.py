@@ -199,17 +199,21 @@ def test_help_has_an_example():
     assert "examples:" in proc.stdout and "lookahead-jax compare --dataset" in proc.stdout
 
 
-def test_bench_prints_rows_with_ratios(monkeypatch, capsys):
-    # In this process, on small trees: this checks the command's table, not the machine (the
-    # documentation's performance page runs the same suite at full size as it is built, and
-    # test_bench_says_when_torch_rows_are_skipped runs `bench` as a user does).
+def bench_in_process(args, monkeypatch, capsys) -> dict:
+    """`lookahead-jax bench --quick --json` with `args`, run by `main()` in this process on two
+    small trees: the tests check the command's tables, not the machine (the documentation's
+    performance page runs the Lookahead suite at full size as it is built)."""
     from lookahead_jax import cli as command
     from lookahead_jax.cli import timing
 
     monkeypatch.setattr(timing, "SHAPES", {"40 leaves": (40, (8, 8)), "41 leaves": (41, (2, 3))})
     monkeypatch.setattr(command, "exit_on_interrupt", lambda: None)  # pytest keeps its Ctrl-C
-    assert command.main(["bench", "--suites", "lookahead", "--quick", "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    assert command.main(["bench", "--quick", "--json", *args]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_bench_prints_rows_with_ratios(monkeypatch, capsys):
+    report = bench_in_process(["--suites", "lookahead"], monkeypatch, capsys)
     variants = {(r["shape"], r["variant"]): r for r in report["rows"]}
     assert len(variants) == 12  # 2 shapes x (4 variants + 2 speed-up rows)
     for shape in ("40 leaves", "41 leaves"):
@@ -452,9 +456,10 @@ def test_help_shows_every_default_and_the_version():
     assert cli("--version").stdout.startswith("lookahead-jax ")
 
 
-def test_bench_says_when_torch_rows_are_skipped():
-    proc = cli("bench", "--suites", "optimizers", "--quick", "--no-torch", "--json")
-    assert json.loads(proc.stdout)["note"] == "torch.optim rows skipped (--no-torch)"
+def test_bench_says_when_torch_rows_are_skipped(monkeypatch, capsys):
+    report = bench_in_process(["--suites", "optimizers", "--no-torch"], monkeypatch, capsys)
+    assert report["note"] == "torch.optim rows skipped (--no-torch)"
+    assert not any("torch" in r["variant"] for r in report["rows"]) and report["rows"]
 
 
 def test_meta_eval_out_is_checked_before_the_evaluation(tmp_path):

@@ -32,7 +32,7 @@ JOB = [
     "1",
     "--quiet",
 ]
-REPEATS = 3  # interruptions per point (each run of CI adds its own moments to the last)
+REPEATS = 2  # interruptions per point (each run of CI adds its own moments to the last)
 RESUMES = 1  # of which resumed to the end (each resume is a whole run)
 
 
