@@ -134,10 +134,15 @@ def unroll(
       ``((params, opt_state), losses)``, losses of shape (num_steps,): each step's minibatch
       loss, taken before its update.
     """
-    step = inner_step(task, tx, first_order)
+    return _scan(inner_step(task, tx, first_order), (params, opt_state), key, num_steps, remat)
+
+
+def _scan(step, carry, key: jax.Array, num_steps: int, remat: bool):
+    """`num_steps` of `step` (carry, key -> carry, loss) by `lax.scan`, one minibatch key each,
+    the body rematerialised with `remat`."""
     if remat:
         step = jax.checkpoint(step)
-    return jax.lax.scan(step, (params, opt_state), jax.random.split(key, num_steps))
+    return jax.lax.scan(step, carry, jax.random.split(key, num_steps))
 
 
 def _log_floor(loss: jax.Array) -> jax.Array:
@@ -287,11 +292,8 @@ def truncation_loss(
             )
         replay_task = family.replay(state.task_key)
         step = replayed_step(task, tx, replay_task, inner, first_order)
-        if remat:
-            step = jax.checkpoint(step)
-        ((params, opt_state), replay), losses = jax.lax.scan(
-            step, ((params, opt_state), replay), jax.random.split(sub, num_steps)
-        )
+        carry = ((params, opt_state), replay)
+        ((params, opt_state), replay), losses = _scan(step, carry, sub, num_steps, remat)
         task, scored_params = replay_task, replay[0]  # the objective reads the replay
     else:
         (params, opt_state), losses = unroll(
