@@ -55,10 +55,8 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 import across_suites as A
 import pretrained_tables as PTab
-import pretrained_train as T
 import validation_feature as VF
 
-import lookahead_jax as lj
 from lookahead_jax.meta import protocol as P
 
 HERE = os.path.dirname(__file__)
@@ -69,24 +67,13 @@ FIRST_ROW = "replay-trained, the pick's first run (80 % of the rows)"
 ROW = "replay-trained, the pick's rates replayed over all the rows (two runs)"
 
 
-def the_pick(horizon):
-    """(seed, transformation) of the replay-trained pick at v6's default rate."""
-    schedule, params = T.load_seeds(FOLDER)
-    if not schedule.validation_features:
-        raise SystemExit(f"{FOLDER}: its seeds have no validation features")
-    pick = T.rule_pick(FOLDER)["seed"]
-    rate = lj.pretrained_info()["base_lr"]
-    tx = lj.learned_schedule(T.INNER, schedule.clone(horizon=horizon, base_lr=rate), params[pick])
-    return pick, tx
-
-
 def run():
     """Adds the pick's first run and its replay to `OUT`, per suite and cell."""
     out = json.load(open(OUT)) if os.path.exists(OUT) else {"cells": {}}
     for c in VF.each_cell(out, SUITES):
         if ROW in c.record["per_task_test_loss"]:
             continue
-        out["pick"], tx = the_pick(c.horizon)
+        out["pick"], tx = VF.pick_at_v6_rate(FOLDER, c.horizon)
         m = P.final_metrics(c.carved, tx, c.keys, c.horizon)
         c.record["per_task_test_loss"][FIRST_ROW] = m.test_loss.tolist()
         c.record["per_task_test_accuracy"][FIRST_ROW] = m.test_accuracy.tolist()

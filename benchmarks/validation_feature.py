@@ -278,12 +278,21 @@ def add_replay(cell, plain, carved, tx, keys, horizon, first_row, where, row=REP
     print(f"{where}: replayed (check: {drift:.1e})", flush=True)
 
 
-def the_pick(horizon):
-    """(row name, transformation) of the pick at v6's default rate."""
-    schedule, params = T.load_seeds(FOLDER)
-    pick = T.rule_pick(FOLDER)["seed"]
+def pick_at_v6_rate(folder, horizon):
+    """(seed, transformation) of the seed the rule picks in `folder` (seeds with validation
+    features), told `horizon`, at v6's default rate."""
+    schedule, params = T.load_seeds(folder)
+    if not schedule.validation_features:
+        raise SystemExit(f"{folder}: its seeds have no validation features")
+    pick = T.rule_pick(folder)["seed"]
     rate = lj.pretrained_info()["base_lr"]
     tx = lj.learned_schedule(T.INNER, schedule.clone(horizon=horizon, base_lr=rate), params[pick])
+    return pick, tx
+
+
+def the_pick(horizon):
+    """(row name, transformation) of the pick at v6's default rate."""
+    pick, tx = pick_at_v6_rate(FOLDER, horizon)
     return SEED_ROW.format(pick), tx
 
 
