@@ -1,11 +1,12 @@
-"""The shipped schedule against every suite's main rows, one table over the seven suites (13, 17).
+"""The shipped schedule against every suite's main rows, one table over the suites (13, 17).
 
-Reads the stored per-task test losses of the seven suites (nothing is recomputed):
+Reads the stored per-task test losses of the suites (nothing is recomputed):
 
 - the 13 unseen cells (`pretrained_tables.py`: `results/pretrained/unseen_{1x,long}.json`, with
   `wider_rows.json` and the `--table v5` / `--table v6` rows);
 - the fresh suite (`fresh_suite_check.py`: `results/pretrained_wider_5x/fresh_suite.json`);
-- the third (`untouched_suite.py`), fourth, fifth, sixth and seventh suites (`results/*.json`).
+- the third (`untouched_suite.py`), fourth, fifth, sixth and seventh suites (`results/*.json`);
+- the eighth (`eighth_suite.py`), once it has run.
 
 For each suite: the geometric mean over its cells of the per-task test-loss ratios subject /
 row, with a bootstrap 95 % interval (`pretrained_tables.pooled`), for v5 and v6 at their
@@ -37,6 +38,7 @@ import untouched_suite as U
 
 HERE = os.path.dirname(__file__)
 RESULTS = os.path.join(HERE, "results")
+EIGHTH = os.path.join(RESULTS, "eighth_suite.json")  # `eighth_suite.py`'s, once it has run
 
 # Canonical row -> its name in the suites' files (the unseen cells' and the fresh suite's
 # learned rows are named differently; the baselines are named alike everywhere).
@@ -101,7 +103,7 @@ def suites():
         "fifth": _suite(F5.OUT, F5.candidate_name()),  # v5 was its candidate
         "sixth": _suite(S.SIXTH.out, v6_name=S.candidate_name()),
         "seventh": _suite(S.SEVENTH.out, v6_name=S.candidate_name()),
-    }
+    } | ({"eighth": _suite(EIGHTH)} if os.path.exists(EIGHTH) else {})
 
 
 def _ratio(cells, subject, row):
@@ -229,42 +231,45 @@ def protocol_table(data):
     return out
 
 
+def version_table(data, subject):
+    """Prints `subject` ("v5" or "v6") at its default rate over each row, per suite, with the
+    other tuning-free rows' range and the sensitivity counts; returns {row: {suite: ratio}}."""
+    print(f"\n{subject} at its default rate / each row: geometric mean over each suite's cells")
+    print("of per-task test-loss ratios [bootstrap 95 %] (< 1: it is better)\n")
+    heads = [s + (" (decided it)" if DECIDED.get(s) == subject else "") for s in data]
+    print("| row | " + " | ".join(heads) + " |")
+    print("| --- |" + " --- |" * len(data))
+    table = {}
+    for row in [r for r in ROWS if r != subject]:
+        txt = []
+        for suite, (cells, names, _) in data.items():
+            r = _ratio(cells, names[subject], names.get(row, row))
+            table.setdefault(row, {})[suite] = r
+            txt.append(_fmt(r))
+        print(f"| {row} | " + " | ".join(txt) + " |")
+    txt = []
+    for cells, names, _ in data.values():
+        gs = [_ratio(cells, names[subject], r) for r in OTHER_TUNING_FREE]
+        gs = [g[0] for g in gs if g is not None]
+        txt.append(f"{min(gs):.2f}-{max(gs):.2f}" if gs else "(not run)")
+    print(
+        "| Prodigy, D-Adaptation, Mechanic: defaults and calibrated (range) | "
+        + " | ".join(txt)
+        + " |"
+    )
+    txt = []
+    for cells, names, sens in data.values():
+        c = sensitivity_counts(cells, (names[subject], sens[subject]) if subject in sens else None)
+        txt.append("(not run)" if c is None else f"{c[0]} of {c[1]}")
+    print("| cells under 10 % over 0.3x-3x of its rate | " + " | ".join(txt) + " |")
+    return table
+
+
 def main():
     data = suites()
     if "--seeds" in sys.argv:
         return seed_table(data), protocol_table(data)
-    out = {}
-    for subject in ("v6", "v5"):
-        print(f"\n{subject} at its default rate / each row: geometric mean over each suite's cells")
-        print("of per-task test-loss ratios [bootstrap 95 %] (< 1: it is better)\n")
-        heads = [s + (" (decided it)" if DECIDED.get(s) == subject else "") for s in data]
-        print("| row | " + " | ".join(heads) + " |")
-        print("| --- |" + " --- |" * len(data))
-        table = out.setdefault(subject, {})
-        for row in [r for r in ROWS if r != subject]:
-            txt = []
-            for suite, (cells, names, _) in data.items():
-                r = _ratio(cells, names[subject], names.get(row, row))
-                table.setdefault(row, {})[suite] = r
-                txt.append(_fmt(r))
-            print(f"| {row} | " + " | ".join(txt) + " |")
-        txt = []
-        for cells, names, _ in data.values():
-            gs = [_ratio(cells, names[subject], r) for r in OTHER_TUNING_FREE]
-            gs = [g[0] for g in gs if g is not None]
-            txt.append(f"{min(gs):.2f}-{max(gs):.2f}" if gs else "(not run)")
-        print(
-            "| Prodigy, D-Adaptation, Mechanic: defaults and calibrated (range) | "
-            + " | ".join(txt)
-            + " |"
-        )
-        txt = []
-        for cells, names, sens in data.values():
-            c = sensitivity_counts(
-                cells, (names[subject], sens[subject]) if subject in sens else None
-            )
-            txt.append("(not run)" if c is None else f"{c[0]} of {c[1]}")
-        print("| cells under 10 % over 0.3x-3x of its rate | " + " | ".join(txt) + " |")
+    out = {subject: version_table(data, subject) for subject in ("v6", "v5")}
     out["sensitivity"] = sensitivity_table(data)
     out["seeds"] = seed_table(data)
     out["protocols at equal rates"] = protocol_table(data)
