@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the documentation: `sphinx-build -W -b html docs docs/_build/html`, warnings as errors.
-# The build executes every notebook in notebooks/ (myst-nb, no cache, at most 600 s a cell) and fails on any
+# The build executes every notebook in notebooks/ (myst-nb, no cache, 300 s each) and fails on any
 # error, so CI needs no separate notebook run. Needs the `docs` extra (sphinx, myst-nb,
 # sphinx-book-theme). Uses $PYTHON if set, else the repository's .venv if there is one, else python3.
 set -euo pipefail

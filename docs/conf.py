@@ -56,10 +56,9 @@ if os.environ.get("LOOKAHEAD_JAX_DOCS_INTERSPHINX") == "1":
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
 myst_heading_anchors = 3
 # Every build runs every notebook once, from a clean kernel, with no cache: what the site shows is
-# what the code does today. An error in a cell, or a cell over 600 s, fails the build (the longest
-# takes about 45 s alone; CI builds the docs beside the test suite, on the same 2 cores).
+# what the code does today. An error in a cell, or a notebook over 300 s, fails the build.
 nb_execution_mode = "force"
-nb_execution_timeout = 600
+nb_execution_timeout = 300
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 nb_merge_streams = True

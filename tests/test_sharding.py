@@ -25,10 +25,6 @@ from pathlib import Path
 
 import pytest
 
-# One worker takes every test of this file (pytest runs with `--dist loadgroup`): it runs the
-# subprocess while the other workers go on with other tests, instead of waiting on it.
-pytestmark = pytest.mark.xdist_group("sharded_checks")
-
 SCRIPT = Path(__file__).parent / "_scripts" / "sharded_checks.py"
 TIMEOUT_S = 300  # about 60 s of work on 2 idle cores
 
@@ -73,10 +69,9 @@ def _run_checks():
 def results(tmp_path_factory):
     """The checks' results, {name: "ok" or what failed}.
 
-    Under pytest-xdist one worker gets this file's tests (`xdist_group`). Should several get
-    them (another `--dist` mode), the first runs the subprocess (about a minute of both cores) and
-    leaves its results in the session's shared temporary folder; the others wait on a lock and
-    read them.
+    Under pytest-xdist every worker that gets a test of this file sets this fixture up. The
+    first runs the subprocess (about a minute of both cores) and leaves its results in the
+    session's shared temporary folder; the others wait on a lock and read them.
     """
     if "PYTEST_XDIST_WORKER" not in os.environ:
         return _run_checks()
