@@ -33,21 +33,30 @@ def cli(*args: str, check: bool = True, cwd: Path | None = None) -> subprocess.C
     return proc
 
 
-def refused(args, monkeypatch, capsys, cwd: Path) -> str:
-    """Runs the command's `main(args)` in this process and returns what it printed to stderr,
-    after checking that it refused the input: exit status 2 and one line, no traceback.
+def in_process(args, monkeypatch, capsys, cwd: Path | None = None) -> tuple[int, str, str]:
+    """Runs the command's `main(args)` in this process: (exit status, stdout, stderr).
 
-    For inputs refused before any work: a subprocess per case would spend seconds importing jax
-    for milliseconds of parsing (`test_refusals_in_a_real_process` runs some as a user does)."""
+    For what happens before any work (parsing, help, refusals): a subprocess per case would spend
+    seconds importing jax for milliseconds of parsing (`test_console_script_is_installed` and
+    `test_refusals_in_a_real_process` run some as a user does)."""
     from lookahead_jax import cli as command
 
-    monkeypatch.chdir(cwd)
+    if cwd is not None:
+        monkeypatch.chdir(cwd)
+    monkeypatch.setenv("COLUMNS", "80")  # argparse wraps help to it, as in a pipe
     monkeypatch.setattr(command, "exit_on_interrupt", lambda: None)  # pytest keeps its Ctrl-C
     try:
         status = command.main(list(args))
-    except SystemExit as e:  # argparse's refusals
+    except SystemExit as e:  # argparse's refusals, --help and --version
         status = e.code
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def refused(args, monkeypatch, capsys, cwd: Path) -> str:
+    """Runs `in_process` and returns what it printed to stderr, after checking that it refused
+    the input: exit status 2 and one line, no traceback."""
+    status, _, err = in_process(args, monkeypatch, capsys, cwd)
     assert status == 2, err
     assert len(err.strip().splitlines()) == 1, err
     return err
@@ -88,29 +97,6 @@ def test_compare_resume_reaches_the_uninterrupted_result(tmp_path):
     for a, b in zip(full["runs"], resumed["runs"], strict=True):
         for key in ("train_loss", "test_loss", "test_accuracy"):
             assert a[key] == b[key], key  # bit-identical, history included
-
-
-def test_compare_cnn_on_digits(tmp_path):
-    report = json.loads(
-        cli(
-            "compare",
-            "--model",
-            "cnn",
-            "--epochs",
-            "2",
-            "--seeds",
-            "0",
-            "--lookahead",
-            "on",
-            "--optimizers",
-            "optax.adam:learning_rate=0.01",
-            "--json",
-            "--out",
-            str(tmp_path),
-        ).stdout
-    )
-    assert report["model"] == "cnn"
-    assert report["runs"][0]["final_test_accuracy"][0] > 0.5
 
 
 def test_robustness_sweep(tmp_path):
@@ -194,9 +180,9 @@ def test_refusals_in_a_real_process(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-def test_help_has_an_example():
-    proc = cli("compare", "--help")
-    assert "examples:" in proc.stdout and "lookahead-jax compare --dataset" in proc.stdout
+def test_help_has_an_example(monkeypatch, capsys):
+    status, out, _ = in_process(["compare", "--help"], monkeypatch, capsys)
+    assert status == 0 and "examples:" in out and "lookahead-jax compare --dataset" in out
 
 
 def bench_in_process(args, monkeypatch, capsys) -> dict:
@@ -326,23 +312,31 @@ def test_resume_refuses_a_shorter_run_and_continues_a_longer_one(tmp_path):
     assert report["epochs"] == 3 and all(len(r["train_loss"][0]) == 3 for r in report["runs"])
 
 
-def test_resume_with_nothing_to_resume_says_so(tmp_path):
-    proc = cli("compare", *SMALL, "--out", str(tmp_path / "none"), "--resume", check=False)
-    assert proc.returncode == 2 and "nothing to resume in" in proc.stderr
+def test_resume_with_nothing_to_resume_says_so(tmp_path, monkeypatch, capsys):
+    args = ["compare", *SMALL, "--out", str(tmp_path / "none"), "--resume"]
+    assert "nothing to resume in" in refused(args, monkeypatch, capsys, tmp_path)
     assert not (tmp_path / "none").exists()
 
 
-def test_help_example_resume_is_a_real_resume(tmp_path):
-    # The --help example, in small: the same settings with --resume continue the run.
-    help_text = cli("compare", "--help").stdout
+def test_help_example_resume_is_a_real_resume(tmp_path, monkeypatch, capsys):
+    # The --help example, in small: the CNN on digits learns, and the same settings with
+    # --resume continue the run.
+    _, help_text, _ = in_process(["compare", "--help"], monkeypatch, capsys)
     assert "--model cnn --epochs 10 --out runs/cnn --resume" in help_text
-    args = ["compare", *SMALL, "--model", "cnn", "--out", str(tmp_path / "cnn")]
-    cli(*args)
-    assert cli(*args, "--resume").returncode == 0
+    args = ["compare", "--model", "cnn", "--epochs", "2", "--seeds", "0", "--lookahead", "on"]
+    args += ["--optimizers", "optax.adam:learning_rate=0.01", "--json", "--quiet"]
+    args += ["--out", str(tmp_path / "cnn")]
+    report = json.loads(cli(*args).stdout)
+    assert report["model"] == "cnn"
+    assert report["runs"][0]["final_test_accuracy"][0] > 0.5  # chance is 0.1
+    resumed = json.loads(cli(*args, "--resume").stdout)
+    for a, b in zip(report["runs"], resumed["runs"], strict=True):
+        for key in ("train_loss", "test_loss", "test_accuracy"):
+            assert a[key] == b[key], key
 
 
 @pytest.mark.parametrize("kind", ["file", "read_only"])
-def test_unwritable_out_fails_before_any_work(tmp_path, kind):
+def test_unwritable_out_fails_before_any_work(tmp_path, kind, monkeypatch, capsys):
     target = tmp_path / "out"
     if kind == "file":
         target.write_text("x")
@@ -353,41 +347,22 @@ def test_unwritable_out_fails_before_any_work(tmp_path, kind):
             pytest.skip("running as root: a read-only folder is still writable")
     for args in (["compare", *SMALL], ["meta-train", "--family", "quadratic", "--budget", "600"]):
         start = time.monotonic()
-        proc = cli(*args, "--out", str(target), check=False)
-        assert proc.returncode == 2, proc.stderr
-        assert len(proc.stderr.strip().splitlines()) == 1 and "--out" in proc.stderr
+        assert "--out" in refused([*args, "--out", str(target)], monkeypatch, capsys, tmp_path)
         assert time.monotonic() - start < 60  # before the work (meta-train's budget is 600 s)
 
 
 def test_compare_when_every_run_diverges(tmp_path):
     out = tmp_path / "run"
-    proc = cli(
-        "compare",
-        "--epochs",
-        "2",
-        "--seeds",
-        "0",
-        "1",
-        "--optimizers",
-        "optax.sgd:learning_rate=1e6",
-        "--out",
-        str(out),
-        "--json",
-    )
-    report = json.loads(proc.stdout)  # strict JSON: no bare NaN
+    args = ["--epochs", "2", "--seeds", "0", "1", "--optimizers", "optax.sgd:learning_rate=1e6"]
+    table = cli("compare", *args, "--quiet", "--out", str(out)).stdout
+    assert "diverged" in table
+    # The results file is what --json prints: strict JSON, no bare NaN.
+    text = (out / "results.json").read_text()
+    report = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
     for run in report["runs"]:
         assert run["diverged"] == [True, True]
         assert run["final_train_loss"] == [None, None]
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    table = cli(
-        "compare",
-        *SMALL[:4],
-        "--optimizers",
-        "optax.sgd:learning_rate=1e6",
-        "--out",
-        str(tmp_path / "t"),
-    )
-    assert "diverged" in table.stdout
 
 
 def test_json_is_strict_for_a_resumed_finished_run(tmp_path):
@@ -444,16 +419,18 @@ def test_meta_eval_on_an_incomplete_folder(tmp_path, setup, needle, monkeypatch,
     assert needle in refused(["meta-eval", str(folder)], monkeypatch, capsys, tmp_path)
 
 
-def test_help_shows_every_default_and_the_version():
+def test_help_shows_every_default_and_the_version(monkeypatch, capsys):
     for command in ("compare", "robustness", "meta-train", "meta-eval", "bench"):
-        text = cli(command, "--help").stdout
+        status, text, _ = in_process([command, "--help"], monkeypatch, capsys)
+        assert status == 0, command
         options = [line for line in text.splitlines() if line.strip().startswith("--")]
         for line in options:
             if line.strip().split()[0] in ("--help", "--json", "--quiet", "--resume", "--quick"):
                 continue
             block = text[text.index(line) :].split("\n  -", 1)[0]
             assert "default:" in block, (command, line)
-    assert cli("--version").stdout.startswith("lookahead-jax ")
+    status, text, _ = in_process(["--version"], monkeypatch, capsys)
+    assert status == 0 and text.startswith("lookahead-jax ")
 
 
 def test_bench_says_when_torch_rows_are_skipped(monkeypatch, capsys):
@@ -462,7 +439,7 @@ def test_bench_says_when_torch_rows_are_skipped(monkeypatch, capsys):
     assert not any("torch" in r["variant"] for r in report["rows"]) and report["rows"]
 
 
-def test_meta_eval_out_is_checked_before_the_evaluation(tmp_path):
+def test_meta_eval_out_is_checked_before_the_evaluation(tmp_path, monkeypatch, capsys):
     folder = tmp_path / "run"
     folder.mkdir()
     (folder / "settings.json").write_text(
@@ -470,5 +447,6 @@ def test_meta_eval_out_is_checked_before_the_evaluation(tmp_path):
     )
     (folder / "schedule").mkdir()
     (tmp_path / "file").write_text("x")
-    proc = cli("meta-eval", str(folder), "--out", str(tmp_path / "file"), check=False)
-    assert proc.returncode == 2 and "--out" in proc.stderr and "is a file" in proc.stderr
+    args = ["meta-eval", str(folder), "--out", str(tmp_path / "file")]
+    err = refused(args, monkeypatch, capsys, tmp_path)
+    assert "--out" in err and "is a file" in err
