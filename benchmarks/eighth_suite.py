@@ -46,6 +46,14 @@ Protocol, fixed (and committed) before any number of this suite was computed:
 - Geometric means of paired per-task test-loss ratios, bootstrap 95 % intervals (tasks resampled
   within cells, `pretrained_tables.pooled`), as in every suite.
 
+Outcome (2026-12-07): (1) v6 is below Adam at 1e-3 (0.985 [0.978, 0.993]) and every
+tuning-free row but Schedule-Free AdamW at its defaults, which is level (1.006 [0.998, 1.013]);
+0.876 and 0.892 of warmup+cosine and warmup+linear tuned on the five families; 1.209 [1.200,
+1.217] of warmup+cosine tuned on each target; under 10 % over 0.3x-3x of its rate in 1 cell of
+7. (2) The replay is 0.913 [0.904, 0.922] of v6: it holds up. Over Adam at 1e-3 0.899, over
+Schedule-Free AdamW at its defaults 0.918, over the target-tuned warmup+cosine 1.103; the pick
+in one run 0.951 of v6, the control 1.049.
+
 Run:  python benchmarks/eighth_suite.py            (the rows, then the report; ~30 min on 2 cores)
       python benchmarks/eighth_suite.py --report   (the tables from the stored files)
 """
