@@ -11,8 +11,6 @@ only when LOOKAHEAD_JAX_DOCS_INTERSPHINX=1 is set.
 
 import os
 
-import sphinx.builders
-
 import lookahead_jax
 
 project = "lookahead_jax"
@@ -64,24 +62,6 @@ nb_execution_timeout = 300
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 nb_merge_streams = True
-
-# -- Reading in parallel -------------------------------------------------------------------------
-# docs/build.sh runs `sphinx-build -j auto`, and executing the notebooks is nearly all of the
-# build. Sphinx gives each process a contiguous run of the sorted documents, which puts every
-# notebook in the same one. Here the meta-training notebook (the longest) is the first task, with
-# the performance page after it in the same process (it times steps: nothing else runs beside it
-# once the short notebooks are done), and every other document is a task of its own, which the
-# other processes take meanwhile.
-_FIRST_TASK = ("notebooks/meta_training_lstm_schedule", "performance")
-
-
-def _tasks(documents, nproc, maxbatch=10):
-    first = [d for d in _FIRST_TASK if d in documents]
-    return [first] * bool(first) + [[d] for d in documents if d not in first]
-
-
-if hasattr(sphinx.builders, "make_chunks"):  # sphinx's own, else leave it be
-    sphinx.builders.make_chunks = _tasks
 
 # -- HTML -----------------------------------------------------------------------------------------
 html_theme = "sphinx_book_theme"
