@@ -141,9 +141,7 @@ def run_replay():
         pick_row, tx = VF.the_pick(c.horizon)
         for k, t in ((VF.CONTROL, v6), (pick_row, tx)):
             if k not in losses:
-                m = P.final_metrics(c.carved, t, c.keys, c.horizon)
-                losses[k] = m.test_loss.tolist()
-                c.record["per_task_test_accuracy"][k] = m.test_accuracy.tolist()
+                VF.add_row(c.record, k, P.final_metrics(c.carved, t, c.keys, c.horizon))
         VF.add_replay(c.record, c.plain, c.carved, tx, c.keys, c.horizon, pick_row, c.name)
         json.dump(out, open(REPLAY_OUT, "w"), indent=1)
     return out
@@ -151,15 +149,7 @@ def run_replay():
 
 def merged():
     """The suite's stored cells with the replay's rows added (in memory)."""
-    stored = json.load(open(OUT))["cells"]
-    mine = json.load(open(REPLAY_OUT))["cells"]["eighth"]
-    return {
-        name: {
-            "initial_loss": cell["initial_loss"],
-            "per_task_test_loss": cell["per_task_test_loss"] | mine[name]["per_task_test_loss"],
-        }
-        for name, cell in stored.items()
-    }
+    return VF.merge_cells(EIGHTH, json.load(open(REPLAY_OUT))["cells"]["eighth"])
 
 
 def report():

@@ -74,9 +74,7 @@ def run():
         if ROW in c.record["per_task_test_loss"]:
             continue
         out["pick"], tx = VF.pick_at_v6_rate(FOLDER, c.horizon)
-        m = P.final_metrics(c.carved, tx, c.keys, c.horizon)
-        c.record["per_task_test_loss"][FIRST_ROW] = m.test_loss.tolist()
-        c.record["per_task_test_accuracy"][FIRST_ROW] = m.test_accuracy.tolist()
+        VF.add_row(c.record, FIRST_ROW, P.final_metrics(c.carved, tx, c.keys, c.horizon))
         where = f"{c.suite}, {c.name}"
         VF.add_replay(c.record, c.plain, c.carved, tx, c.keys, c.horizon, FIRST_ROW, where, ROW)
         json.dump(out, open(OUT, "w"), indent=1)

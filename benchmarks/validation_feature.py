@@ -195,6 +195,12 @@ def each_cell(out, suites, split=SPLIT):
             )
 
 
+def add_row(record, row, metrics):
+    """Stores `metrics`' per-task test loss and accuracy in a cell's `record` under `row`."""
+    record["per_task_test_loss"][row] = metrics.test_loss.tolist()
+    record["per_task_test_accuracy"][row] = metrics.test_accuracy.tolist()
+
+
 def run_suites():
     """Adds the rows to `OUT`, per suite and cell: the candidate's on the families with their
     validation split and the control's too, v6 on the plain family; and v4's drift from its
@@ -212,9 +218,7 @@ def run_suites():
             cell["v4_drift"] = v4_drift(c.plain, c.horizon, c.keys, c.stored)
         for k, tx in missing.items():
             family = c.plain if k == V6_HERE else c.carved
-            m = P.final_metrics(family, tx, c.keys, c.horizon)
-            cell["per_task_test_loss"][k] = m.test_loss.tolist()
-            cell["per_task_test_accuracy"][k] = m.test_accuracy.tolist()
+            add_row(cell, k, P.final_metrics(family, tx, c.keys, c.horizon))
         print(f"{c.suite}, {c.name}: added {len(missing)} rows", flush=True)
         json.dump(out, open(OUT, "w"), indent=1)
     return report()
@@ -235,9 +239,7 @@ def run_smaller_split():
         }
         for k, tx in rows.items():
             if k not in c.record["per_task_test_loss"]:
-                m = P.final_metrics(c.carved, tx, c.keys, c.horizon)
-                c.record["per_task_test_loss"][k] = m.test_loss.tolist()
-                c.record["per_task_test_accuracy"][k] = m.test_accuracy.tolist()
+                add_row(c.record, k, P.final_metrics(c.carved, tx, c.keys, c.horizon))
         print(f"{c.suite}, {c.name}: the 10 % split's rows", flush=True)
         json.dump(out, open(OUT, "w"), indent=1)
     return report()
@@ -268,9 +270,7 @@ def add_replay(cell, plain, carved, tx, keys, horizon, first_row, where, row=REP
             f"{where}: the replay on the split's rows is not the first run "
             f"(test losses differ by up to {drift:.2e})"
         )
-    m = replayed_metrics(plain, rates, keys, horizon)
-    cell["per_task_test_loss"][row] = m.test_loss.tolist()
-    cell["per_task_test_accuracy"][row] = m.test_accuracy.tolist()
+    add_row(cell, row, replayed_metrics(plain, rates, keys, horizon))
     if row == REPLAY_ROW:
         cell["replay_check_max_drift"] = drift
     else:
@@ -326,9 +326,7 @@ def run_other_suites():
             (pick_row, c.carved, tx),
         ):
             if k not in losses:
-                m = P.final_metrics(family, t, c.keys, c.horizon)
-                losses[k] = m.test_loss.tolist()
-                c.record["per_task_test_accuracy"][k] = m.test_accuracy.tolist()
+                add_row(c.record, k, P.final_metrics(family, t, c.keys, c.horizon))
         old = np.asarray(c.stored["per_task_test_loss"][STORED_V6])
         drift = np.abs(np.asarray(losses[V6_HERE]) - old) / np.abs(old)
         c.record["v6_drift"] = {"median": float(np.median(drift)), "max": float(drift.max())}
@@ -347,20 +345,24 @@ def v4_drift(family, horizon, keys, stored):
     return {"median": float(np.median(drift)), "max": float(drift.max())}
 
 
-def merged(suite_name):
-    """The suite's stored cells with this pilot's rows added (in memory)."""
-    suite = (SUITES | OTHER)[suite_name][0]
+def merge_cells(suite, mine):
+    """`suite`'s stored cells, in table order, with the rows of `mine` ({cell: record}) added (in
+    memory)."""
     stored = json.load(open(suite.out))["cells"]
-    mine = json.load(open(OUT))["cells"][suite_name]
-    names = [f"{fam} @ {mult}x" for fam, mult in suite.cells]
     return {
         name: {
             "initial_loss": stored[name]["initial_loss"],
             "per_task_test_loss": stored[name]["per_task_test_loss"]
             | mine[name]["per_task_test_loss"],
         }
-        for name in names
+        for name in (f"{fam} @ {mult}x" for fam, mult in suite.cells)
     }
+
+
+def merged(suite_name):
+    """The suite's stored cells with this pilot's rows added (in memory)."""
+    suite = (SUITES | OTHER)[suite_name][0]
+    return merge_cells(suite, json.load(open(OUT))["cells"][suite_name])
 
 
 def ratio_table(data, candidate, rows):
