@@ -62,6 +62,13 @@ def refused(args, monkeypatch, capsys, cwd: Path) -> str:
     return err
 
 
+def assert_same_history(report, other):
+    """Two `compare --json` reports have bit-identical losses and accuracies, history included."""
+    for a, b in zip(report["runs"], other["runs"], strict=True):
+        for key in ("train_loss", "test_loss", "test_accuracy"):
+            assert a[key] == b[key], key
+
+
 def test_console_script_is_installed():
     script = Path(sys.executable).parent / "lookahead-jax"
     assert script.exists(), "pip install did not create the lookahead-jax console script"
@@ -94,9 +101,7 @@ def test_compare_resume_reaches_the_uninterrupted_result(tmp_path):
     resumed = json.loads(
         cli(*common, "--epochs", "5", "--resume", "--out", str(tmp_path / "b")).stdout
     )
-    for a, b in zip(full["runs"], resumed["runs"], strict=True):
-        for key in ("train_loss", "test_loss", "test_accuracy"):
-            assert a[key] == b[key], key  # bit-identical, history included
+    assert_same_history(full, resumed)
 
 
 def test_robustness_sweep(tmp_path):
@@ -329,10 +334,7 @@ def test_help_example_resume_is_a_real_resume(tmp_path, monkeypatch, capsys):
     report = json.loads(cli(*args).stdout)
     assert report["model"] == "cnn"
     assert report["runs"][0]["final_test_accuracy"][0] > 0.5  # chance is 0.1
-    resumed = json.loads(cli(*args, "--resume").stdout)
-    for a, b in zip(report["runs"], resumed["runs"], strict=True):
-        for key in ("train_loss", "test_loss", "test_accuracy"):
-            assert a[key] == b[key], key
+    assert_same_history(report, json.loads(cli(*args, "--resume").stdout))
 
 
 @pytest.mark.parametrize("kind", ["file", "read_only"])
