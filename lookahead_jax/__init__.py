@@ -26,6 +26,7 @@ from lookahead_jax.optimizers import (
     sgd,
 )
 from lookahead_jax.pretrained import pretrained_info, pretrained_schedule
+from lookahead_jax.replay import replay_schedule
 
 try:
     __version__ = importlib.metadata.version("lookahead-jax")
@@ -56,6 +57,7 @@ __all__ = [
     "meta",
     "pretrained_info",
     "pretrained_schedule",
+    "replay_schedule",
     "rmsprop",
     "sgd",
     "slow_params",

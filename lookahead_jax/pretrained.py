@@ -1,8 +1,11 @@
-"""`pretrained_schedule`: the shipped, meta-trained `LSTMSchedule` for Adam, with its params.
+"""`pretrained_schedule`: the shipped, meta-trained `LSTMSchedule`s for Adam, with their params.
 
-The params (a few KB) ship in the package (`lookahead_jax/_data/`); how they were trained is in
-`benchmarks/pretrained_train.py`, and what they are worth, measured on families they never saw, in
-the README's evidence section (`benchmarks/pretrained_tables.py`).
+Two ship: the default (v6), one run that reads only the training loss and its progress, and a
+candidate that reads a validation loss, for a two-run recipe (it picks the rates on a validation
+split, then the plain inner optimizer replays them over all the rows; `replay_schedule`). Their
+params (a few KB each) ship in the package (`lookahead_jax/_data/`); how they were trained is in
+`benchmarks/pretrained_train.py` and `benchmarks/validation_feature.py`, and what they are worth,
+measured on families they never saw, in the README's evidence section.
 """
 
 import importlib.resources
@@ -15,20 +18,33 @@ import jax
 from lookahead_jax import checks
 from lookahead_jax.lstm_schedule import LSTMSchedule
 
-_NAME = "pretrained_adam_v6"
+_NAMES = {False: "pretrained_adam_v6", True: "pretrained_adam_vf"}
 
 
-def _read(suffix: str) -> bytes:
-    return importlib.resources.files("lookahead_jax").joinpath("_data", _NAME + suffix).read_bytes()
+def _read(validation: bool, suffix: str) -> bytes:
+    name = _NAMES[validation] + suffix
+    return importlib.resources.files("lookahead_jax").joinpath("_data", name).read_bytes()
 
 
-def pretrained_info() -> dict[str, Any]:
-    """How the shipped schedule was meta-trained: families, horizon, base rate, seed, steps."""
-    return json.loads(_read(".json"))
+def _validation_flag(caller: str, validation: Any) -> bool:
+    if not isinstance(validation, bool):
+        raise TypeError(f"{caller}: validation must be True or False, got {validation!r}")
+    return validation
+
+
+def pretrained_info(validation: bool = False) -> dict[str, Any]:
+    """How a shipped schedule was meta-trained: families, horizon, base rate, seed, steps.
+
+    Args:
+      validation: False for the default schedule, True for the candidate that reads a
+        validation loss (its ``"validation_split"`` is the fraction of training rows it was
+        meta-trained to hold out).
+    """
+    return json.loads(_read(_validation_flag("pretrained_info", validation), ".json"))
 
 
 def pretrained_schedule(
-    horizon: int | None = None, *, base_lr: float | None = None
+    horizon: int | None = None, *, base_lr: float | None = None, validation: bool = False
 ) -> tuple[LSTMSchedule, Any]:
     """The shipped meta-trained schedule for a unit-rate Adam, and its params.
 
@@ -39,11 +55,21 @@ def pretrained_schedule(
     ``horizon`` when you know it (the schedule then reads its progress t/T); with ``None`` it
     runs without (it was meta-trained both ways).
 
+    With ``validation=True`` it is the candidate for a two-run recipe instead: a schedule that
+    also reads the loss on rows the run does not train on (each update then needs
+    ``val_loss=``). Run it once with `pretrained_info(validation=True)["validation_split"]` (20 %)
+    of the training rows held out, recording `current_learning_rate` after every step; then
+    train again from the same initial params on all the rows with `replay_schedule` of those
+    rates around the same unit-rate Adam. `meta.protocol.final_metrics` on a
+    `meta.ReplayedFamily` runs both. It is a candidate: the README's evidence section says what
+    it is worth, and `pretrained_schedule()` (one run, no held-out rows) stays the default.
+
     Args:
       horizon: the number of training steps, or None if unknown.
       base_lr: the schedule's base rate (default `pretrained_info()["base_lr"]`: the rate it
-        was meta-trained with, times the multiple calibrated on held-out families); its rates
-        stay within 0.01x-10x of it.
+        was meta-trained with, times the multiple calibrated on held-out families; the
+        candidate's default is the same rate); its rates stay within 0.01x-10x of it.
+      validation: False (default) for the one-run schedule; True for the two-run candidate.
 
     Returns:
       ``(schedule, params)``, to pass to `learned_schedule` around ``optax.adam(1.0)`` (or
@@ -61,9 +87,10 @@ def pretrained_schedule(
       >>> float(lj.current_learning_rate(state)) > 0
       True
     """
+    validation = _validation_flag("pretrained_schedule", validation)
     if horizon is not None:
         horizon = checks.integer("pretrained_schedule", "horizon", horizon, 1)
-    info = pretrained_info()
+    info = pretrained_info(validation)
     if base_lr is None:
         base_lr = info["base_lr"]
     base_lr = checks.positive_finite("pretrained_schedule", "base_lr", base_lr)
@@ -72,6 +99,7 @@ def pretrained_schedule(
         hidden_size=info["hidden_size"],
         progress_features=True,
         horizon=horizon,
+        validation_features=validation,
     )
     template = schedule.init_params(jax.random.key(0))
-    return schedule, flax.serialization.from_bytes(template, _read(".msgpack"))
+    return schedule, flax.serialization.from_bytes(template, _read(validation, ".msgpack"))

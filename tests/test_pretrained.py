@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import chex
+import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -84,8 +86,33 @@ def test_inside_lookahead_and_with_a_users_base_rate():
         ({"base_lr": float("nan")}, ValueError, "base_lr must be positive .* got base_lr=nan"),
         ({"horizon": 0}, ValueError, r"horizon must be an int in \[1, .*got horizon=0"),
         ({"horizon": 1.5}, TypeError, r"horizon must be an int in \[1, .*got horizon=1.5"),
+        ({"validation": "yes"}, TypeError, "validation must be True or False, got 'yes'"),
     ],
 )
 def test_bad_arguments_raise_naming_them(kwargs, error, match):
     with pytest.raises(error, match=f"^pretrained_schedule: {match}"):
         lj.pretrained_schedule(**kwargs)
+
+
+def test_the_candidate_reads_a_validation_loss_at_the_default_rate():
+    schedule, params = lj.pretrained_schedule(horizon=300, validation=True)
+    info = lj.pretrained_info(validation=True)
+    assert schedule.validation_features and schedule.progress_features
+    assert schedule.base_lr == info["base_lr"] == lj.pretrained_info()["base_lr"]
+    assert 0 < info["validation_split"] < 1 and info["meta_steps"] > 0
+    untrained = schedule.init_params(jax.random.key(0))
+    assert jax.tree.structure(params) == jax.tree.structure(untrained)
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(untrained), strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype
+    assert float(jnp.abs(params["params"]["out"]["kernel"]).max()) > 1e-3  # trained
+    # Its params are the seed its selection picked (where the checkout has the benchmarks).
+    seed = Path(__file__).parents[1] / "benchmarks" / "results" / info["trained_in"]
+    if seed.exists():
+        stored = (seed / f"seed{info['seed']}.msgpack").read_bytes()
+        chex.assert_trees_all_equal(flax.serialization.from_bytes(untrained, stored), params)
+    tx = lj.learned_schedule(optax.adam(1.0), schedule, params)
+    p = {"w": jnp.ones(3)}
+    with pytest.raises(ValueError, match="val_loss"):
+        tx.update({"w": jnp.ones(3)}, tx.init(p), p, value=jnp.float32(1.0))
+    with pytest.raises(TypeError, match=r"^pretrained_info: validation must be True or False"):
+        lj.pretrained_info(validation=1)

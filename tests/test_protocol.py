@@ -281,6 +281,24 @@ def test_replay_schedule_replays_the_rates():
         P.replay_schedule(optax.sgd(1.0), jnp.zeros((2, 2)))
 
 
+@pytest.mark.parametrize("bad", [float("nan"), -0.1, float("inf")])
+def test_replay_schedule_refuses_a_bad_rate_naming_its_step(bad):
+    with pytest.raises(ValueError, match=rf"^replay_schedule: .* learning_rates\[2\]={bad}$"):
+        P.replay_schedule(optax.sgd(1.0), [0.1, 0.2, bad, 0.3])
+
+
+def test_replay_schedule_takes_traced_rates_under_vmap():
+    rates = jnp.array([[0.1, 0.2], [0.3, 0.4]])
+
+    def second_update(r):
+        tx = P.replay_schedule(optax.sgd(1.0), r)
+        state = tx.init(jnp.ones(2))
+        _, state = tx.update(jnp.ones(2), state)
+        return tx.update(jnp.ones(2), state)[0]
+
+    np.testing.assert_allclose(jax.vmap(second_update)(rates)[:, 0], [-0.2, -0.4], rtol=1e-6)
+
+
 def test_run_ranks_an_untrained_method_below_tuned_baselines():
     family, inner, horizon = _quadratics(), optax.sgd(1.0), 15
     baselines = {

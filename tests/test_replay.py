@@ -7,6 +7,7 @@ import numpy as np
 import optax
 import pytest
 
+import lookahead_jax as lj
 from lookahead_jax import LSTMSchedule, learned_schedule, meta
 
 INNER = optax.adam(1.0, eps_root=1e-8)
@@ -168,3 +169,51 @@ def test_a_replay_needs_its_optimizer_and_cannot_learn_the_init():
             horizon=4,
             learn_init=True,
         )
+
+
+def test_final_metrics_of_a_run_replayed_on_its_own_rows_is_that_run():
+    first, replay = carved_and_plain()
+    schedule, params = a_schedule()
+    tx = learned_schedule(INNER, schedule, params)
+    keys = jax.random.split(jax.random.key(5), 3)
+    one = meta.protocol.final_metrics(first, tx, keys, STEPS)
+    again = meta.protocol.final_metrics(
+        meta.ReplayedFamily(first, first), tx, keys, STEPS, inner=INNER
+    )
+    for got, want in zip(again, one, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+    # On all the rows it is another result (else these tests could not tell).
+    twice = meta.protocol.final_metrics(
+        meta.ReplayedFamily(first, replay), tx, keys, STEPS, inner=INNER
+    )
+    assert np.max(np.abs(one.test_loss - twice.test_loss)) > 1e-4
+
+
+def test_replay_schedule_of_the_recorded_rates_is_that_second_run():
+    # A user's way: record the first run's rates (here with `meta.evaluate`), then replay them
+    # with `lj.replay_schedule` on all the rows.
+    first, replay = carved_and_plain()
+    schedule, params = a_schedule()
+    tx = learned_schedule(INNER, schedule, params)
+    keys = jax.random.split(jax.random.key(6), 2)
+    twice = meta.protocol.final_metrics(
+        meta.ReplayedFamily(first, replay), tx, keys, STEPS, inner=INNER
+    )
+    rates = meta.evaluate(first, tx, keys, STEPS).lrs
+    assert np.ptp(rates) > 1e-4  # the schedule moved the rate
+    for i in range(len(keys)):
+        again = meta.protocol.final_metrics(
+            replay, lj.replay_schedule(INNER, rates[i]), keys[i : i + 1], STEPS
+        )
+        np.testing.assert_allclose(again.test_loss[0], twice.test_loss[i], rtol=1e-5)
+
+
+def test_final_metrics_needs_inner_exactly_with_a_replayed_family():
+    first, replay = carved_and_plain()
+    schedule, params = a_schedule()
+    tx = learned_schedule(INNER, schedule, params)
+    keys = jax.random.split(jax.random.key(0), 2)
+    with pytest.raises(ValueError, match=r"^final_metrics: a ReplayedFamily is two runs"):
+        meta.protocol.final_metrics(meta.ReplayedFamily(first, replay), tx, keys, STEPS)
+    with pytest.raises(ValueError, match=r"^final_metrics: inner= is the replay's optimizer"):
+        meta.protocol.final_metrics(first, tx, keys, STEPS, inner=INNER)

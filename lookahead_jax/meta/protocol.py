@@ -33,8 +33,9 @@ import numpy as np
 import optax
 
 from lookahead_jax import checks
-from lookahead_jax.meta.tasks import TaskFamily
-from lookahead_jax.meta.unroll import fresh_state, inner_step
+from lookahead_jax.meta.tasks import ReplayedFamily, TaskFamily
+from lookahead_jax.meta.unroll import fresh_state, inner_step, replayed_step
+from lookahead_jax.replay import replay_schedule  # noqa: F401  (also `meta.protocol`'s, as before)
 
 EvalParams = Callable[[optax.Params, optax.OptState], optax.Params]
 DECAYS = ("constant", "cosine", "linear")
@@ -173,23 +174,6 @@ def fixed(method: Method | optax.GradientTransformation) -> Tunable:
     return Tunable(lambda hp: method, {})
 
 
-def replay_schedule(
-    inner: optax.GradientTransformation, learning_rates: Any
-) -> optax.GradientTransformation:
-    """`inner` scaled by a fixed sequence of rates (the last one held past its end).
-
-    The ablation of a learned schedule that reads nothing: replay its mean rate curve.
-    """
-    lrs = jnp.asarray(learning_rates, jnp.float32)
-    if lrs.ndim != 1 or lrs.shape[0] == 0:
-        raise ValueError(
-            f"replay_schedule: learning_rates must be a non-empty 1-d array, got shape {lrs.shape}"
-        )
-    return optax.chain(
-        inner, optax.scale_by_schedule(lambda t: lrs[jnp.minimum(t, lrs.shape[0] - 1)])
-    )
-
-
 class Metrics(NamedTuple):
     """Per-task results at the end of training (NumPy arrays of shape ``(num_tasks,)``)."""
 
@@ -204,34 +188,62 @@ def _judged_params(method: Method, params: optax.Params, opt_state: optax.OptSta
     return params if method.eval_params is None else method.eval_params(params, opt_state)
 
 
-def _metrics_fn(family: TaskFamily, method: Method, horizon: int):
-    """task_key -> (train, test, accuracy, initial) after `horizon` steps; traceable."""
+def _metrics_fn(family: TaskFamily | ReplayedFamily, method: Method, horizon: int, inner=None):
+    """task_key -> (train, test, accuracy, initial) after `horizon` steps; traceable.
+
+    A `ReplayedFamily` runs both runs in lock-step (`replayed_step`) and scores the replay."""
     tx = optax.with_extra_args_support(method.tx)
 
     def one(task_key):
-        task = family(task_key)
-        state = fresh_state(family, tx, task_key, None)
-        (params, opt_state), _ = jax.lax.scan(
-            inner_step(task, tx, first_order=False),
-            (state.params, state.opt_state),
-            jax.random.split(state.key, horizon),
-        )
-        params = _judged_params(method, params, opt_state)
+        state = fresh_state(family, tx, task_key, None, inner=inner)
+        keys = jax.random.split(state.key, horizon)
+        if isinstance(family, ReplayedFamily):
+            task = family.replay(task_key)
+            step = replayed_step(family.first(task_key), tx, task, inner, first_order=False)
+            (_, (params, _)), _ = jax.lax.scan(
+                step, ((state.params, state.opt_state), state.replay), keys
+            )
+            start = state.replay[0]
+        else:
+            task = family(task_key)
+            step = inner_step(task, tx, first_order=False)
+            (params, opt_state), _ = jax.lax.scan(step, (state.params, state.opt_state), keys)
+            params, start = _judged_params(method, params, opt_state), state.params
         test = task.test_loss or task.full_loss
         nan = jnp.asarray(jnp.nan, jnp.float32)
         acc = nan if task.test_accuracy is None else task.test_accuracy(params)
-        return task.full_loss(params), test(params), acc, task.full_loss(state.params)
+        return task.full_loss(params), test(params), acc, task.full_loss(start)
 
     return one
 
 
 def final_metrics(
-    family: TaskFamily,
+    family: TaskFamily | ReplayedFamily,
     method: Method | optax.GradientTransformation,
     task_keys: jax.Array,
     horizon: int,
+    *,
+    inner: optax.GradientTransformation | None = None,
 ) -> Metrics:
     """Trains each task for `horizon` steps with `method` and scores its final params.
+
+    On a `ReplayedFamily` each task is trained twice, the two-run recipe: `method` (around a
+    `learned_schedule`) trains on the ``first`` family's task, reading its validation loss, and
+    `inner`, the unit-rate optimizer the schedule wraps, trains the ``replay`` family's task
+    (the validation rows given back) from the same initial params with the same minibatch keys,
+    at the rate the schedule chose at each step (as `replay_schedule` of the recorded rates
+    would). The metrics are the replay's; `method` is not judged at its own params there.
+
+    Args:
+      family: the task family, or a `ReplayedFamily` for the two runs.
+      method: a `Method` or a transformation.
+      task_keys: one key per task.
+      horizon: steps of training.
+      inner: with a `ReplayedFamily` (then required), the replay's optimizer; else unused
+        (passing one is an error).
+
+    Returns:
+      `Metrics`, one entry per task.
 
     Example:
       >>> import jax, optax
@@ -240,10 +252,34 @@ def final_metrics(
       >>> m = meta.protocol.final_metrics(meta.regression_family(), optax.adam(1e-2), keys, 50)
       >>> m.test_loss.shape, bool((m.train_loss < m.initial_loss).all())
       ((4,), True)
+
+      The two runs of the shipped candidate, with 20 of each task's 100 training rows held out:
+
+      >>> import numpy as np, lookahead_jax as lj
+      >>> x = np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32)
+      >>> y = x.sum(axis=1)
+      >>> twice = meta.ReplayedFamily(
+      ...     meta.data_regression_family(x, y, num_train=100, num_validation=20),
+      ...     meta.data_regression_family(x, y, num_train=100))
+      >>> tx = lj.learned_schedule(
+      ...     optax.adam(1.0), *lj.pretrained_schedule(horizon=50, validation=True))
+      >>> m = meta.protocol.final_metrics(twice, tx, keys, 50, inner=optax.adam(1.0))
+      >>> bool((m.train_loss < m.initial_loss).all())
+      True
     """
     method = method if isinstance(method, Method) else Method(method)
     horizon = checks.integer("final_metrics", "horizon", horizon, 1)
-    out = jax.jit(jax.vmap(_metrics_fn(family, method, horizon)))(task_keys)
+    if isinstance(family, ReplayedFamily) and inner is None:
+        raise ValueError(
+            "final_metrics: a ReplayedFamily is two runs, so it needs inner= (the unit-rate "
+            "optimizer that replays the schedule's rates, e.g. optax.adam(1.0))"
+        )
+    if not isinstance(family, ReplayedFamily) and inner is not None:
+        raise ValueError(
+            f"final_metrics: inner= is the replay's optimizer, read only with a ReplayedFamily; "
+            f"got inner={inner!r} with family={family!r}"
+        )
+    out = jax.jit(jax.vmap(_metrics_fn(family, method, horizon, inner)))(task_keys)
     return Metrics(*(np.asarray(x, np.float64) for x in out))
 
 
