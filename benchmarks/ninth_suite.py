@@ -68,7 +68,14 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 import across_suites as A
+import pretrained_tables as PTab
+import pretrained_train as T
 import untouched_suite as U
+import validation_feature as VF
+
+import lookahead_jax as lj
+from lookahead_jax import meta
+from lookahead_jax.meta import protocol as P
 
 HERE = os.path.dirname(__file__)
 OUT = os.path.join(HERE, "results", "ninth_suite.json")
@@ -121,6 +128,105 @@ NINTH = U.Suite(
 )
 
 
+ONE_RUN = "the candidate, one run (80 % of the rows)"
+TWO_RUNS = "the candidate, two runs"
+# The rule's rows, and the rows reported beside them (as each suite's files name them).
+RULE = {
+    "v6": U.V6,
+    "Adam 1e-3": "adam 1e-3",
+    "Schedule-Free AdamW, defaults": "schedule_free_adamw (defaults)",
+}
+BESIDE = {
+    "warmup+cosine, tuned on the target cell": "warmup+cosine (target-tuned)",
+    "warmup+linear, tuned on the target cell": "warmup+linear (target-tuned)",
+    "warmup+cosine, tuned on the five families": "warmup+cosine (tuned on the wider mixture)",
+    "warmup+linear, tuned on the five families": "warmup+linear (tuned on the wider mixture)",
+    "Schedule-Free AdamW, calibrated on the five families": (
+        "schedule_free_adamw (calibrated on the wider mixture)"
+    ),
+} | {name: name for name in A.OTHER_TUNING_FREE}
+
+
+def candidate_rows(cell, carved, plain, keys, horizon):
+    """Adds the shipped candidate's rows to `cell`, exactly as a user runs it: one run on the
+    split's rows; the two runs at its default rate and at 0.3x and 3x of it."""
+    losses = cell["per_task_test_loss"]
+    default = lj.pretrained_info(validation=True)["base_lr"]
+    for scale, suffix in zip((1.0, 0.3, 3.0), ("", *U.SENSITIVITY), strict=True):
+        sched = lj.pretrained_schedule(horizon, base_lr=default * scale, validation=True)
+        tx = lj.learned_schedule(T.INNER, *sched)
+        if scale == 1.0 and ONE_RUN not in losses:
+            VF.add_row(cell, ONE_RUN, P.final_metrics(carved, tx, keys, horizon))
+        if TWO_RUNS + suffix not in losses:
+            twice = meta.ReplayedFamily(carved, plain)
+            metrics = P.final_metrics(twice, tx, keys, horizon, inner=T.INNER)
+            VF.add_row(cell, TWO_RUNS + suffix, metrics)
+
+
+def run_candidate():
+    """Per cell, the candidate's rows, into the suite's own file (saved after each cell)."""
+    out = json.load(open(OUT))
+    split = lj.pretrained_info(validation=True)["validation_split"]
+    plain, carved = families(), families(validation=split)
+    keys = meta.task_keys(NINTH.heldout_root, U.NUM_HELDOUT)
+    for fam, mult in CELLS:
+        name = f"{fam} @ {mult}x"
+        candidate_rows(out["cells"][name], carved[fam], plain[fam], keys, T.H * mult)
+        json.dump(out, open(OUT, "w"), indent=1)
+        print(f"{name}: the candidate's rows", flush=True)
+
+
+def winner(cell, rows):
+    """The row of `rows` with the lowest mean test loss in `cell`."""
+    losses = cell["per_task_test_loss"]
+    return min(rows, key=lambda r: np.mean(np.where(np.isfinite(losses[r]), losses[r], np.inf)))
+
+
+def report():
+    """v6's table (as the eighth suite's), then the candidate's rule and the rows beside it;
+    both into `OUT["readings"]`."""
+    print("\nv6 on the ninth suite (across_suites' rows)")
+    over = A.version_table({"ninth": A._suite(OUT)}, "v6")
+    cells = A._suite(OUT)[0]
+    print("\nThe candidate's two runs over each row, pooled over the 7 cells [95 %]\n")
+    print("| over | ratio [95 %] |\n| --- | --- |")
+    ratios = {}
+    for label, row in (RULE | BESIDE).items():
+        ratios[label] = A._ratio(cells, TWO_RUNS, row)
+        print(f"| {label}{' (the rule)' if label in RULE else ''} | {A._fmt(ratios[label])} |")
+    one = A._ratio(cells, ONE_RUN, U.V6)
+    print(f"| (the candidate's one run over v6) | {A._fmt(one)} |")
+    passes = all(ratios[label][1][1] < 1.0 for label in RULE)
+    main = {**RULE, **BESIDE, "the candidate, two runs": TWO_RUNS}
+    print("\nPer cell: the two runs over v6 [95 %], and the row of lowest mean test loss\n")
+    per_cell = {}
+    for name, c in cells.items():
+        per_cell[name] = [PTab.pooled({name: c}, TWO_RUNS, U.V6), winner(c, list(main.values()))]
+        print(f"| {name} | {A._fmt(per_cell[name][0])} | {per_cell[name][1]} |")
+    sens = A.sensitivity_counts(cells, (TWO_RUNS, tuple(TWO_RUNS + x for x in U.SENSITIVITY)))
+    print(f"\nThe two runs: under 10 % over 0.3x-3x of its rate in {sens[0]} of {sens[1]} cells")
+    print(
+        "\nThe ship rule (intervals over v6, Adam 1e-3 and Schedule-Free AdamW at its defaults "
+        "wholly below 1): "
+        + (
+            "passes: the two runs become the recommended recipe"
+            if passes
+            else "fails: the candidate stays experimental"
+        )
+    )
+    out = json.load(open(OUT))
+    out["readings"] = {
+        "v6_over": over,
+        "two_runs_over": ratios,
+        "one_run_over_v6": one,
+        "per_cell": per_cell,
+        "sensitivity": sens,
+        "passes": passes,
+    }
+    json.dump(out, open(OUT, "w"), indent=1)
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", action="store_true", help="only the tables, from the files")
@@ -132,8 +238,9 @@ def main():
         json.dump(out, open(OUT, "w"), indent=1)
     if args.rows:
         return
-    print("\nv6 on the ninth suite (across_suites' rows)")
-    A.version_table({"ninth": A._suite(OUT)}, "v6")
+    if not args.report:
+        run_candidate()
+    report()
 
 
 if __name__ == "__main__":
