@@ -6,7 +6,7 @@ Reads the stored per-task test losses of the suites (nothing is recomputed):
   `wider_rows.json` and the `--table v5` / `--table v6` rows);
 - the fresh suite (`fresh_suite_check.py`: `results/pretrained_wider_5x/fresh_suite.json`);
 - the third (`untouched_suite.py`), fourth, fifth, sixth and seventh suites (`results/*.json`);
-- the eighth (`eighth_suite.py`), once it has run.
+- the eighth (`eighth_suite.py`) and the ninth (`ninth_suite.py`), once each has run.
 
 For each suite: the geometric mean over its cells of the per-task test-loss ratios subject /
 row, with a bootstrap 95 % interval (`pretrained_tables.pooled`), for v5 and v6 at their
@@ -39,6 +39,7 @@ import untouched_suite as U
 HERE = os.path.dirname(__file__)
 RESULTS = os.path.join(HERE, "results")
 EIGHTH = os.path.join(RESULTS, "eighth_suite.json")  # `eighth_suite.py`'s, once it has run
+NINTH = os.path.join(RESULTS, "ninth_suite.json")  # `ninth_suite.py`'s, once it has run
 
 # Canonical row -> its name in the suites' files (the unseen cells' and the fresh suite's
 # learned rows are named differently; the baselines are named alike everywhere).
@@ -92,6 +93,9 @@ def _suite(path, v5_name=U.V5, v6_name=U.V6):
     return _cells(cells), names, sens
 
 
+LATER = {"eighth": EIGHTH, "ninth": NINTH}  # suites that joined after v6 shipped
+
+
 def suites():
     """{suite: (cells, {version: row name}, {version: (0.3x row, 3x row)})}."""
     fresh = json.load(open(os.path.join(RESULTS, "pretrained_wider_5x", "fresh_suite.json")))
@@ -103,7 +107,7 @@ def suites():
         "fifth": _suite(F5.OUT, F5.candidate_name()),  # v5 was its candidate
         "sixth": _suite(S.SIXTH.out, v6_name=S.candidate_name()),
         "seventh": _suite(S.SEVENTH.out, v6_name=S.candidate_name()),
-    } | ({"eighth": _suite(EIGHTH)} if os.path.exists(EIGHTH) else {})
+    } | {name: _suite(path) for name, path in LATER.items() if os.path.exists(path)}
 
 
 def _ratio(cells, subject, row):
