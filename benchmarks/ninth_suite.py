@@ -53,6 +53,15 @@ Protocol, fixed (and committed) before any number of this suite was computed:
 - Geometric means of paired per-task test-loss ratios, bootstrap 95 % intervals (tasks resampled
   within cells, `pretrained_tables.pooled`), as in every suite.
 
+Outcome (2026-12-07): the rule passes. The two runs are 0.823 [0.814, 0.831] of v6, 0.733
+[0.724, 0.742] of Adam 1e-3 and 0.732 [0.723, 0.741] of Schedule-Free AdamW at its defaults;
+0.45-0.63 of every other tuning-free row, 0.60 of the five-family-tuned schedules, 1.121 [1.108,
+1.135] of warmup+cosine tuned on each target (warmup+linear 1.127); the one run 0.870 of v6. Per
+cell 1.018 of v6 on "Poisson counts" at H, 0.60-0.97 on the other six; under 10 % over 0.3x-3x
+of its rate in 3 cells of 7. v6 here: 0.891 of Adam 1e-3, 0.889 of Schedule-Free's defaults,
+0.73 of the five-family-tuned schedules, 1.362 of the target-tuned warmup+cosine, 0 cells of 7
+under 10 %.
+
 Run:  python benchmarks/ninth_suite.py            (the rows, the candidate, the report; ~35 min)
       python benchmarks/ninth_suite.py --report   (the tables from the stored files)
 """
