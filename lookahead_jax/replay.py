@@ -20,6 +20,10 @@ def replay_schedule(
 ) -> optax.GradientTransformation:
     """`inner`'s updates times ``learning_rates[t]`` at step ``t`` (the last one past the end).
 
+    The rates are per step, so run the second run for as many steps as the first (count steps,
+    not epochs: with every row an epoch has more batches); past the recorded rates the last one
+    is held.
+
     Args:
       inner: the unit-rate optimizer the rates were chosen for, e.g. ``optax.adam(1.0)`` around
         which the schedule ran (`learned_schedule` scales its updates the same way).
