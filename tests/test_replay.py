@@ -217,3 +217,19 @@ def test_final_metrics_needs_inner_exactly_with_a_replayed_family():
         meta.protocol.final_metrics(meta.ReplayedFamily(first, replay), tx, keys, STEPS)
     with pytest.raises(ValueError, match=r"^final_metrics: inner= is the replay's optimizer"):
         meta.protocol.final_metrics(first, tx, keys, STEPS, inner=INNER)
+
+
+def test_the_two_runs_are_scored_on_the_tasks_and_batches_of_a_plain_run():
+    # An untrained schedule's rate is its base rate at every step, so its replay is Adam at that
+    # rate: the same score as `final_metrics` gives that Adam on the family without the split
+    # (same initial params, minibatch keys and test rows), so paired ratios compare like with like.
+    first, replay = carved_and_plain()
+    schedule = LSTMSchedule(base_lr=0.02, validation_features=True)
+    tx = learned_schedule(INNER, schedule, schedule.init_params(jax.random.key(0)))
+    keys = jax.random.split(jax.random.key(7), 3)
+    twice = meta.protocol.final_metrics(
+        meta.ReplayedFamily(first, replay), tx, keys, STEPS, inner=INNER
+    )
+    plain = meta.protocol.final_metrics(replay, optax.chain(INNER, optax.scale(0.02)), keys, STEPS)
+    for got, want in zip(twice, plain, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5)
