@@ -188,7 +188,12 @@ def _judged_params(method: Method, params: optax.Params, opt_state: optax.OptSta
     return params if method.eval_params is None else method.eval_params(params, opt_state)
 
 
-def _metrics_fn(family: TaskFamily | ReplayedFamily, method: Method, horizon: int, inner=None):
+def _metrics_fn(
+    family: TaskFamily | ReplayedFamily,
+    method: Method,
+    horizon: int,
+    inner: optax.GradientTransformation | None = None,
+):
     """task_key -> (train, test, accuracy, initial) after `horizon` steps; traceable.
 
     A `ReplayedFamily` runs both runs in lock-step (`replayed_step`) and scores the replay."""

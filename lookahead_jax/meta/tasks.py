@@ -68,7 +68,8 @@ class ReplayedFamily:
     reads its meta-objective on the replay, so the schedule is trained for what the second run
     gets. Both families must give the same initial params for a key (the same architecture).
 
-    Only `meta_train` and the functions of `lookahead_jax.meta.unroll` take one; it is not a
+    Only `meta_train`, the functions of `lookahead_jax.meta.unroll` and
+    `meta.protocol.final_metrics` (with ``inner=``, scoring the replay) take one; it is not a
     `TaskFamily` (calling it raises), so no evaluation reads one run where two were meant.
 
     Args:
@@ -99,8 +100,8 @@ class ReplayedFamily:
 
     def __call__(self, task_key: jax.Array) -> Task:
         raise TypeError(
-            "a ReplayedFamily is two runs, not a TaskFamily: meta_train and meta.unroll take it; "
-            "to evaluate, run its `first` family, record the rates, and replay them on `replay`"
+            "a ReplayedFamily is two runs, not a TaskFamily: meta_train, meta.unroll and "
+            "meta.protocol.final_metrics (with inner=, scoring the replay) take it"
         )
 
 
