@@ -75,7 +75,7 @@ def load_schedules():
     return out
 
 
-def _table_family(name, num_train, batch_size, hidden=(32,), activation=jnp.tanh):
+def _table_family(name, num_train, batch_size, hidden=(32,), activation=jnp.tanh, validation=0.0):
     x, y = load_arrays(name)
     x = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1.0)
     return meta.classification_family(
@@ -86,10 +86,11 @@ def _table_family(name, num_train, batch_size, hidden=(32,), activation=jnp.tanh
         num_train=num_train,
         batch_size=batch_size,
         activation=activation,
+        num_validation=round(validation * num_train),
     )
 
 
-def _digits(hidden=(32,), activation=jnp.tanh):
+def _digits(hidden=(32,), activation=jnp.tanh, validation=0.0):
     x, y = load_arrays("digits")
     return meta.classification_family(
         x / np.float32(16.0),
@@ -99,18 +100,25 @@ def _digits(hidden=(32,), activation=jnp.tanh):
         num_train=512,
         batch_size=128,
         activation=activation,
+        num_validation=round(validation * 512),
     )
 
 
+# name -> family; with `validation=f`, that fraction of each task's training rows is kept out as
+# its validation split (the same tasks, initial params and test rows).
 FAMILIES = {
-    "digits": lambda: _digits(),
-    "digits 2x64 tanh": lambda: _digits((64, 64)),
-    "digits 32 relu": lambda: _digits(activation=jax.nn.relu),
-    "digits 128 tanh": lambda: _digits((128,)),
-    "wine": lambda: _table_family("wine", 100, 32),
-    "breast_cancer": lambda: _table_family("breast_cancer", 300, 64),
-    "iris": lambda: _table_family("iris", 90, 32),
-    "regression (noisy sines)": lambda: meta.regression_family(noise=0.3),
+    "digits": lambda validation=0.0: _digits(validation=validation),
+    "digits 2x64 tanh": lambda validation=0.0: _digits((64, 64), validation=validation),
+    "digits 32 relu": lambda validation=0.0: _digits(activation=jax.nn.relu, validation=validation),
+    "digits 128 tanh": lambda validation=0.0: _digits((128,), validation=validation),
+    "wine": lambda validation=0.0: _table_family("wine", 100, 32, validation=validation),
+    "breast_cancer": lambda validation=0.0: _table_family(
+        "breast_cancer", 300, 64, validation=validation
+    ),
+    "iris": lambda validation=0.0: _table_family("iris", 90, 32, validation=validation),
+    "regression (noisy sines)": lambda validation=0.0: meta.regression_family(
+        noise=0.3, num_validation=round(validation * 256)
+    ),
 }
 
 

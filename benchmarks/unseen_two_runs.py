@@ -1,0 +1,126 @@
+"""The two-run recipe on the 13 unseen cells, at 1x, 5x and 10x H: a look, not a decision (13, 17).
+
+The ninth suite made the two-run recipe (`lj.pretrained_schedule(horizon, validation=True)`, its
+rates replayed over all the rows by `lj.replay_schedule`) the recommendation on cells at H and 5x
+H. Issue 13 asks for 1x, 5x and 10x its meta-training horizon; only the 13 unseen cells of
+`pretrained_tables.py` go to 10x (wine and the noisy sines). Those cells shaped v1-v4, so this is
+a look at the shipped recipe there, reported as it comes; nothing is decided by it.
+
+Protocol, fixed (and committed) before it ran:
+
+- Cells: the 13 stored unseen cells (`results/pretrained/unseen_{1x,long}.json`): seven families
+  at H = 200, four at 5x H, two at 10x H; their 50 held-out tasks (`protocol_tables.HELDOUT_ROOT`)
+  and stored rows (v6 from `pretrained_tables.py --table v6`, the same-information rows from
+  `--table wider_rows`).
+- Rows added per cell (`ninth_suite.candidate_rows`, unchanged): the shipped candidate at its
+  default rate in one run with 20 % of each task's training rows held out, and its two runs at
+  its default rate and at 0.3x and 3x of it. Each cell first checks that the two runs start from
+  the stored tasks (their initial training loss equal to the stored one, relative 1e-5).
+- Reported: the two runs over v6 (horizon given), Adam 1e-3, Schedule-Free AdamW at its
+  defaults, every other tuning-free row, warmup+cosine and warmup+linear tuned on the five
+  families and on each target, pooled over the 13 cells and over each horizon group (1x: 7
+  cells, 5x: 4, 10x: 2); per cell, the two runs over v6; the sensitivity count (cells under 10 %
+  over 0.3x-3x of its rate). Geometric means of paired per-task test-loss ratios with bootstrap
+  95 % intervals (`pretrained_tables.pooled`).
+
+Run:  python benchmarks/unseen_two_runs.py            (the rows, then the report)
+      python benchmarks/unseen_two_runs.py --report   (the report from the stored file)
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+import across_suites as A
+import ninth_suite as NS
+import pretrained_tables as PTab
+import pretrained_train as T
+import protocol_tables as PT
+import untouched_suite as U
+
+import lookahead_jax as lj
+from lookahead_jax import meta
+
+OUT = os.path.join(os.path.dirname(__file__), "results", "pretrained", "two_runs.json")
+GROUPS = {"1x": "@ 1x", "5x": "@ 5x", "10x": "@ 10x"}
+
+
+def run():
+    """Per stored unseen cell, the candidate's rows into `OUT` (saved after each cell)."""
+    out = json.load(open(OUT)) if os.path.exists(OUT) else {"cells": {}}
+    split = lj.pretrained_info(validation=True)["validation_split"]
+    keys = meta.task_keys(PT.HELDOUT_ROOT, U.NUM_HELDOUT)
+    stored = A._unseen()[0]
+    for name, cell in stored.items():
+        if name in out["cells"]:
+            continue
+        fam, mult = name.split(" @ ")
+        family = PT.FAMILIES[fam]
+        horizon = T.H * int(mult[:-1])
+        twice = meta.protocol.final_metrics(
+            meta.ReplayedFamily(family(validation=split), family()),
+            lj.learned_schedule(T.INNER, *lj.pretrained_schedule(horizon, validation=True)),
+            keys[:2],
+            1,
+            inner=T.INNER,
+        )
+        want = np.asarray(cell["initial_loss"][:2])
+        if not np.allclose(twice.initial_loss, want, rtol=1e-5):
+            raise SystemExit(f"{name}: the two runs do not start from the stored tasks")
+        record = {"per_task_test_loss": {}, "per_task_test_accuracy": {}}
+        NS.candidate_rows(record, family(validation=split), family(), keys, horizon)
+        out["cells"][name] = record
+        json.dump(out, open(OUT, "w"), indent=1)
+        print(f"{name}: the candidate's rows", flush=True)
+    return out
+
+
+def merged():
+    """The stored unseen cells with the candidate's rows added (in memory)."""
+    cells = A._unseen()[0]
+    for name, record in json.load(open(OUT))["cells"].items():
+        cells[name]["per_task_test_loss"].update(record["per_task_test_loss"])
+    return cells
+
+
+def report():
+    cells = merged()
+    rows = {"v6 (horizon given)": "v6 (horizon given)"} | dict(list(NS.RULE.items())[1:])
+    rows |= NS.BESIDE
+    groups = {g: {n: c for n, c in cells.items() if n.endswith(tag)} for g, tag in GROUPS.items()}
+    print("\nThe two runs over each row: geometric mean of per-task test-loss ratios [95 %]\n")
+    print("| over | all 13 cells | " + " | ".join(f"{g} ({len(c)})" for g, c in groups.items()))
+    print("| --- |" + " --- |" * (1 + len(groups)))
+    table = {}
+    for label, row in rows.items():
+        table[label] = {"all": A._ratio(cells, NS.TWO_RUNS, row)}
+        table[label] |= {g: A._ratio(c, NS.TWO_RUNS, row) for g, c in groups.items()}
+        print(f"| {label} | " + " | ".join(A._fmt(r) for r in table[label].values()) + " |")
+    one = A._ratio(cells, NS.ONE_RUN, "v6 (horizon given)")
+    print(f"| (the one run over v6) | {A._fmt(one)} |")
+    print("\nPer cell, the two runs over v6 (horizon given) [95 %]\n")
+    per_cell = {}
+    for name, c in cells.items():
+        per_cell[name] = PTab.pooled({name: c}, NS.TWO_RUNS, "v6 (horizon given)")
+        print(f"| {name} | {A._fmt(per_cell[name])} |")
+    sens = A.sensitivity_counts(cells, (NS.TWO_RUNS, tuple(NS.TWO_RUNS + x for x in U.SENSITIVITY)))
+    print(f"\nThe two runs: under 10 % over 0.3x-3x of its rate in {sens[0]} of {sens[1]} cells")
+    out = json.load(open(OUT))
+    out["report"] = {"over": table, "one_run_over_v6": one, "per_cell": per_cell, "sens": sens}
+    json.dump(out, open(OUT, "w"), indent=1)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--report", action="store_true", help="only the report, from the file")
+    if not parser.parse_args().report:
+        run()
+    report()
+
+
+if __name__ == "__main__":
+    main()
