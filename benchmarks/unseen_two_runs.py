@@ -23,6 +23,16 @@ Protocol, fixed (and committed) before it ran:
   over 0.3x-3x of its rate). Geometric means of paired per-task test-loss ratios with bootstrap
   95 % intervals (`pretrained_tables.pooled`).
 
+Outcome (2026-12-07): over the 13 cells the two runs are 1.032 [1.006, 1.060] of v6 (1x 1.046,
+5x 1.017, 10x 1.013, the last two with intervals around 1); better on breast_cancer (0.86, 0.80)
+and the digits at 2x64 tanh (0.96), worse on wine at H and 5x (1.26, 1.11), iris (1.13, 1.24)
+and the digits at 32 relu (1.06). 0.551 of Adam 1e-3, 0.645 of Schedule-Free at its defaults,
+0.50-0.83 of Prodigy, D-Adaptation and Mechanic (defaults and calibrated), level with
+Schedule-Free calibrated on the five families (1.021 [0.983, 1.062]) and warmup+linear tuned
+there (1.030 [0.991, 1.071]), 1.047 of warmup+cosine tuned there, 1.39 of warmup+cosine tuned
+on each target; at 10x the five-family-tuned rows are 1.43-1.46x better. The one run 1.118 of
+v6. Under 10 % over 0.3x-3x of its rate in 4 of 13 cells (v6: 4).
+
 Run:  python benchmarks/unseen_two_runs.py            (the rows, then the report)
       python benchmarks/unseen_two_runs.py --report   (the report from the stored file)
 """
