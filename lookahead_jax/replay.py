@@ -63,19 +63,19 @@ def replay_schedule(
       >>> bool(loss(w2, every) < loss(jnp.zeros(3), every))
       True
     """
-    if not isinstance(learning_rates, jax.core.Tracer):
-        given = np.asarray(learning_rates, np.float64)  # the values as the user wrote them
-        bad = np.flatnonzero(~(np.isfinite(given) & (given >= 0))) if given.ndim == 1 else []
-        if len(bad):
-            raise ValueError(
-                "replay_schedule: learning_rates must be finite and >= 0, got "
-                f"learning_rates[{bad[0]}]={given[bad[0]]}"
-            )
     lrs = jnp.asarray(learning_rates, jnp.float32)
     if lrs.ndim != 1 or lrs.shape[0] == 0:
         raise ValueError(
             f"replay_schedule: learning_rates must be a non-empty 1-d array, got shape {lrs.shape}"
         )
+    if not isinstance(learning_rates, jax.core.Tracer):
+        given = np.asarray(learning_rates, np.float64)  # the values as the user wrote them
+        bad = np.flatnonzero(~(np.isfinite(given) & (given >= 0)))
+        if bad.size:
+            raise ValueError(
+                "replay_schedule: learning_rates must be finite and >= 0, got "
+                f"learning_rates[{bad[0]}]={given[bad[0]]}"
+            )
     return optax.chain(
         inner, optax.scale_by_schedule(lambda t: lrs[jnp.minimum(t, lrs.shape[0] - 1)])
     )
