@@ -34,6 +34,7 @@ Run:  python benchmarks/protocol_tables.py --table main          (digits at H; ~
 """
 
 import argparse
+import functools
 import glob
 import json
 import os
@@ -104,21 +105,21 @@ def _digits(hidden=(32,), activation=jnp.tanh, validation=0.0):
     )
 
 
+def _noisy_sines(validation=0.0):
+    return meta.regression_family(noise=0.3, num_validation=round(validation * 256))
+
+
 # name -> family; with `validation=f`, that fraction of each task's training rows is kept out as
 # its validation split (the same tasks, initial params and test rows).
 FAMILIES = {
-    "digits": lambda validation=0.0: _digits(validation=validation),
-    "digits 2x64 tanh": lambda validation=0.0: _digits((64, 64), validation=validation),
-    "digits 32 relu": lambda validation=0.0: _digits(activation=jax.nn.relu, validation=validation),
-    "digits 128 tanh": lambda validation=0.0: _digits((128,), validation=validation),
-    "wine": lambda validation=0.0: _table_family("wine", 100, 32, validation=validation),
-    "breast_cancer": lambda validation=0.0: _table_family(
-        "breast_cancer", 300, 64, validation=validation
-    ),
-    "iris": lambda validation=0.0: _table_family("iris", 90, 32, validation=validation),
-    "regression (noisy sines)": lambda validation=0.0: meta.regression_family(
-        noise=0.3, num_validation=round(validation * 256)
-    ),
+    "digits": _digits,
+    "digits 2x64 tanh": functools.partial(_digits, (64, 64)),
+    "digits 32 relu": functools.partial(_digits, activation=jax.nn.relu),
+    "digits 128 tanh": functools.partial(_digits, (128,)),
+    "wine": functools.partial(_table_family, "wine", 100, 32),
+    "breast_cancer": functools.partial(_table_family, "breast_cancer", 300, 64),
+    "iris": functools.partial(_table_family, "iris", 90, 32),
+    "regression (noisy sines)": _noisy_sines,
 }
 
 

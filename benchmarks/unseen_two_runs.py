@@ -69,10 +69,10 @@ def run():
         if name in out["cells"]:
             continue
         fam, mult = name.split(" @ ")
-        family = PT.FAMILIES[fam]
+        carved, plain = PT.FAMILIES[fam](validation=split), PT.FAMILIES[fam]()
         horizon = T.H * int(mult[:-1])
         twice = meta.protocol.final_metrics(
-            meta.ReplayedFamily(family(validation=split), family()),
+            meta.ReplayedFamily(carved, plain),
             lj.learned_schedule(T.INNER, *lj.pretrained_schedule(horizon, validation=True)),
             keys[:2],
             1,
@@ -82,7 +82,7 @@ def run():
         if not np.allclose(twice.initial_loss, want, rtol=1e-5):
             raise SystemExit(f"{name}: the two runs do not start from the stored tasks")
         record = {"per_task_test_loss": {}, "per_task_test_accuracy": {}}
-        NS.candidate_rows(record, family(validation=split), family(), keys, horizon)
+        NS.candidate_rows(record, carved, plain, keys, horizon)
         out["cells"][name] = record
         json.dump(out, open(OUT, "w"), indent=1)
         print(f"{name}: the candidate's rows", flush=True)
