@@ -186,9 +186,10 @@ def test_final_metrics_evaluates_schedule_free_at_its_averaged_point():
     assert not np.allclose(plain.test_loss, averaged.test_loss)
 
 
-def _eager_heldout_curve(family, tx, task_key, horizon, every, eval_params=None):
-    """An eager, step-by-step transcription: train one task, score the held-out split every
-    `every` steps (the documented runs: `fresh_state`'s params and its minibatch keys)."""
+def _eager_heldout_curve(family, tx, task_key, horizon, every, eval_params=None, split="test"):
+    """An eager, step-by-step transcription: train one task, score the held-out split (the
+    test rows, or with ``split="validation"`` the validation rows) every `every` steps (the
+    documented runs: `fresh_state`'s params and its minibatch keys)."""
     tx = optax.with_extra_args_support(tx)
     task = family(task_key)
     state = meta.fresh_state(family, tx, task_key, None)
@@ -197,7 +198,7 @@ def _eager_heldout_curve(family, tx, task_key, horizon, every, eval_params=None)
 
     def score():
         p = params if eval_params is None else eval_params(params, opt_state)
-        return float(task.test_loss(p))
+        return float(getattr(task, f"{split}_loss")(p))
 
     curve = [score()]
     for t in range(horizon):
@@ -228,6 +229,64 @@ def test_heldout_loss_curves_follow_an_eager_run_and_end_at_final_metrics(schedu
     final = P.final_metrics(family, method, keys, 24)
     np.testing.assert_allclose(curves[:, -1], final.test_loss, rtol=1e-6)
     assert np.all(curves[:, -1] < curves[:, 0])
+
+
+def test_final_metrics_scores_the_validation_rows_at_the_end_nan_without_them():
+    carved = meta.regression_family(num_train=32, batch_size=8, num_validation=8, noise=0.3)
+    keys, tx = meta.task_keys(9, 2), optax.adam(2e-2)
+    m = P.final_metrics(carved, tx, keys, 24)
+    for i, key in enumerate(keys):
+        want = _eager_heldout_curve(carved, tx, key, 24, 24, split="validation")
+        np.testing.assert_allclose(m.validation_loss[i], want[-1], rtol=2e-5)
+        assert abs(want[-1] - want[0]) > 1e-3  # trained: not the initial params' score
+    assert not np.allclose(m.validation_loss, m.test_loss)
+    plain = P.final_metrics(meta.regression_family(num_train=32, batch_size=8), tx, keys, 24)
+    assert np.all(np.isnan(plain.validation_loss))
+
+
+def _metrics(validation, test):
+    """Metrics of three tasks whose other fields say which candidate they came from."""
+    validation, test = np.asarray(validation, np.float64), np.asarray(test, np.float64)
+    return P.Metrics(test + 1, test, test + 2, test + 3, validation)
+
+
+def test_pick_by_validation_takes_each_tasks_lowest_validation_loss_never_its_test_loss():
+    a = _metrics([0.5, 2.0, np.nan], [9.0, 1.0, 5.0])
+    b = _metrics([0.7, 1.0, np.inf], [1.0, 9.0, 6.0])
+    c = _metrics([0.6, 3.0, np.nan], [0.1, 0.2, 7.0])
+    picked, index = P.pick_by_validation([a, b, c])
+    # Task 0: a's 0.5; task 1: b's 1.0; task 2: every run diverged, so the first is kept.
+    np.testing.assert_array_equal(index, [0, 1, 0])
+    np.testing.assert_array_equal(picked.test_loss, [9.0, 9.0, 5.0])
+    np.testing.assert_array_equal(picked.train_loss, [10.0, 10.0, 6.0])
+    np.testing.assert_array_equal(picked.test_accuracy, [11.0, 11.0, 7.0])
+    np.testing.assert_array_equal(picked.initial_loss, [12.0, 12.0, 8.0])
+    np.testing.assert_array_equal(picked.validation_loss, [0.5, 1.0, np.nan])
+    # A diverged run never beats a finite one.
+    _, index = P.pick_by_validation([_metrics([np.nan, 0.1, 0.1], [0.0] * 3), c])
+    np.testing.assert_array_equal(index, [1, 0, 0])
+
+
+@pytest.mark.parametrize(
+    "candidates,error,match",
+    [
+        ([], ValueError, r"^pick_by_validation: candidates is empty"),
+        ([(1, 2, 3, 4, 5)], TypeError, r"candidates\[0\] must be a Metrics .* got tuple"),
+        (
+            [_metrics([1.0] * 3, [1.0] * 3), _metrics([1.0] * 2, [1.0] * 2)],
+            ValueError,
+            r"candidates\[1\] has \(2,\) tasks' metrics, candidates\[0\] \(3,\)",
+        ),
+        (
+            [_metrics([1.0] * 3, [1.0] * 3), _metrics([np.nan] * 3, [1.0] * 3)],
+            ValueError,
+            r"candidates\[1\] has no validation loss \(NaN for every task\)",
+        ),
+    ],
+)
+def test_pick_by_validation_refuses_bad_input(candidates, error, match):
+    with pytest.raises(error, match=match):
+        P.pick_by_validation(candidates)
 
 
 @pytest.mark.parametrize(

@@ -231,5 +231,25 @@ def test_the_two_runs_are_scored_on_the_tasks_and_batches_of_a_plain_run():
         meta.ReplayedFamily(first, replay), tx, keys, STEPS, inner=INNER
     )
     plain = meta.protocol.final_metrics(replay, optax.chain(INNER, optax.scale(0.02)), keys, STEPS)
-    for got, want in zip(twice, plain, strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-5)
+    for field in ("train_loss", "test_loss", "test_accuracy", "initial_loss"):
+        np.testing.assert_allclose(getattr(twice, field), getattr(plain, field), rtol=1e-5)
+    # The plain family has no validation rows; the two runs report their first run's.
+    assert np.all(np.isnan(plain.validation_loss)) and np.all(twice.validation_loss > 0)
+
+
+def test_the_two_runs_report_the_first_runs_final_validation_loss():
+    # What a user sees at the end of the first run (the rows that chose the rates), checked
+    # against the transcription of the two runs: what `pick_by_validation` chooses on.
+    first, replay = carved_and_plain()
+    schedule, params = a_schedule()
+    tx = learned_schedule(INNER, schedule, params)
+    keys = jax.random.split(jax.random.key(8), 3)
+    twice = meta.protocol.final_metrics(
+        meta.ReplayedFamily(first, replay), tx, keys, STEPS, inner=INNER
+    )
+    for i, key in enumerate(keys):
+        _, p1, p2 = the_two_runs(first, replay, tx, key, STEPS)
+        want = first(key).validation_loss(p1)
+        np.testing.assert_allclose(twice.validation_loss[i], want, rtol=1e-5)
+        # Not the replay's params scored on those rows (which it trained on).
+        assert abs(float(first(key).validation_loss(p2)) - float(want)) > 1e-4

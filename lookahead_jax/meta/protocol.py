@@ -181,6 +181,9 @@ class Metrics(NamedTuple):
     test_loss: np.ndarray  # held-out loss (`full_loss` where the family has no test split)
     test_accuracy: np.ndarray  # held-out accuracy (NaN where the family defines none)
     initial_loss: np.ndarray  # full training loss before training
+    # Loss on the task's validation split at the end (NaN where it has none); for a
+    # `ReplayedFamily`, the first run's: the rows that chose the rates, never trained on.
+    validation_loss: np.ndarray
 
 
 def _judged_params(method: Method, params: optax.Params, opt_state: optax.OptState):
@@ -194,30 +197,34 @@ def _metrics_fn(
     horizon: int,
     inner: optax.GradientTransformation | None = None,
 ):
-    """task_key -> (train, test, accuracy, initial) after `horizon` steps; traceable.
+    """task_key -> (train, test, accuracy, initial, validation) after `horizon` steps;
+    traceable.
 
-    A `ReplayedFamily` runs both runs in lock-step (`replayed_step`) and scores the replay."""
+    A `ReplayedFamily` runs both runs in lock-step (`replayed_step`) and scores the replay; its
+    validation loss is the first run's, at that run's final params."""
     tx = optax.with_extra_args_support(method.tx)
 
     def one(task_key):
         state = fresh_state(family, tx, task_key, None, inner=inner)
         keys = jax.random.split(state.key, horizon)
         if isinstance(family, ReplayedFamily):
-            task = family.replay(task_key)
-            step = replayed_step(family.first(task_key), tx, task, inner, first_order=False)
-            (_, (params, _)), _ = jax.lax.scan(
+            task, first = family.replay(task_key), family.first(task_key)
+            step = replayed_step(first, tx, task, inner, first_order=False)
+            ((first_params, _), (params, _)), _ = jax.lax.scan(
                 step, ((state.params, state.opt_state), state.replay), keys
             )
             start = state.replay[0]
         else:
-            task = family(task_key)
+            task = first = family(task_key)
             step = inner_step(task, tx, first_order=False)
             (params, opt_state), _ = jax.lax.scan(step, (state.params, state.opt_state), keys)
             params, start = _judged_params(method, params, opt_state), state.params
+            first_params = params
         test = task.test_loss or task.full_loss
         nan = jnp.asarray(jnp.nan, jnp.float32)
         acc = nan if task.test_accuracy is None else task.test_accuracy(params)
-        return task.full_loss(params), test(params), acc, task.full_loss(start)
+        val = nan if first.validation_loss is None else first.validation_loss(first_params)
+        return task.full_loss(params), test(params), acc, task.full_loss(start), val
 
     return one
 
@@ -286,6 +293,66 @@ def final_metrics(
         )
     out = jax.jit(jax.vmap(_metrics_fn(family, method, horizon, inner)))(task_keys)
     return Metrics(*(np.asarray(x, np.float64) for x in out))
+
+
+def pick_by_validation(candidates: Sequence[Metrics]) -> tuple[Metrics, np.ndarray]:
+    """Per task, the candidate whose final validation loss is lowest, and which one it was.
+
+    The candidates are the same tasks trained differently (e.g. the two runs at three base
+    rates): for each task this keeps the metrics of the run whose validation split scored best,
+    so the choice reads no test row. A non-finite validation loss (a diverged run) never wins
+    unless every candidate's is; then the first is kept.
+
+    Args:
+      candidates: `Metrics` of the same tasks, each from a family with a validation split (or a
+        `ReplayedFamily` whose first family has one).
+
+    Returns:
+      ``(picked, index)``: `Metrics` taken task by task from the candidate of lowest validation
+      loss, and that candidate's position for each task (an int array).
+
+    Example:
+      >>> import jax, optax
+      >>> from lookahead_jax import meta
+      >>> family = meta.regression_family(num_validation=16)
+      >>> keys = jax.random.split(jax.random.key(0), 4)
+      >>> runs = [meta.protocol.final_metrics(family, optax.adam(lr), keys, 50)
+      ...         for lr in (1e-3, 1e-2, 1e-1)]
+      >>> picked, index = meta.protocol.pick_by_validation(runs)
+      >>> picked.test_loss.shape, index.shape
+      ((4,), (4,))
+    """
+    candidates = list(candidates)
+    if not candidates:
+        raise ValueError("pick_by_validation: candidates is empty; pass at least one Metrics")
+    for i, m in enumerate(candidates):
+        if not isinstance(m, Metrics):
+            raise TypeError(
+                f"pick_by_validation: candidates[{i}] must be a Metrics (from final_metrics), "
+                f"got {type(m).__name__}"
+            )
+        if np.shape(m.validation_loss) != np.shape(candidates[0].validation_loss):
+            raise ValueError(
+                f"pick_by_validation: candidates[{i}] has {np.shape(m.validation_loss)} tasks' "
+                f"metrics, candidates[0] {np.shape(candidates[0].validation_loss)}: the "
+                "candidates must score the same tasks"
+            )
+        if np.all(np.isnan(m.validation_loss)):
+            raise ValueError(
+                f"pick_by_validation: candidates[{i}] has no validation loss (NaN for every "
+                "task): its family needs a validation split (num_validation=, or a "
+                "ReplayedFamily whose first family has one)"
+            )
+    val = np.stack([np.asarray(m.validation_loss, np.float64) for m in candidates])
+    index = np.argmin(np.where(np.isfinite(val), val, np.inf), axis=0)
+    tasks = np.arange(val.shape[1])
+    picked = Metrics(
+        *(
+            np.stack([np.asarray(f, np.float64) for f in field])[index, tasks]
+            for field in zip(*candidates, strict=True)
+        )
+    )
+    return picked, index
 
 
 def heldout_loss_curves(
