@@ -1,5 +1,7 @@
 """`meta.ReplayedFamily`: meta-training a schedule whose rates are replayed on every row."""
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -171,11 +173,22 @@ def test_a_replay_needs_its_optimizer_and_cannot_learn_the_init():
         )
 
 
-def test_final_metrics_of_a_run_replayed_on_its_own_rows_is_that_run():
+@functools.cache
+def two_runs_of_a_schedule():
+    """(first, replay, tx, keys, the two runs' `final_metrics`): shared by the tests below, one
+    compilation."""
     first, replay = carved_and_plain()
     schedule, params = a_schedule()
     tx = learned_schedule(INNER, schedule, params)
     keys = jax.random.split(jax.random.key(5), 3)
+    twice = meta.protocol.final_metrics(
+        meta.ReplayedFamily(first, replay), tx, keys, STEPS, inner=INNER
+    )
+    return first, replay, tx, keys, twice
+
+
+def test_final_metrics_of_a_run_replayed_on_its_own_rows_is_that_run():
+    first, _, tx, keys, twice = two_runs_of_a_schedule()
     one = meta.protocol.final_metrics(first, tx, keys, STEPS)
     again = meta.protocol.final_metrics(
         meta.ReplayedFamily(first, first), tx, keys, STEPS, inner=INNER
@@ -183,9 +196,6 @@ def test_final_metrics_of_a_run_replayed_on_its_own_rows_is_that_run():
     for got, want in zip(again, one, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5)
     # On all the rows it is another result (else these tests could not tell).
-    twice = meta.protocol.final_metrics(
-        meta.ReplayedFamily(first, replay), tx, keys, STEPS, inner=INNER
-    )
     assert np.max(np.abs(one.test_loss - twice.test_loss)) > 1e-4
 
 
@@ -241,13 +251,7 @@ def test_the_two_runs_report_the_first_runs_final_validation_loss():
     # What a user sees at the end of the first run (the rows that chose the rates), checked
     # against an eager transcription of that run (`fresh_state`'s params and minibatch keys, as
     # `final_metrics` documents): what `pick_by_validation` chooses on.
-    first, replay = carved_and_plain()
-    schedule, params = a_schedule()
-    tx = learned_schedule(INNER, schedule, params)
-    keys = jax.random.split(jax.random.key(8), 3)
-    twice = meta.protocol.final_metrics(
-        meta.ReplayedFamily(first, replay), tx, keys, STEPS, inner=INNER
-    )
+    first, _, tx, keys, twice = two_runs_of_a_schedule()
 
     @jax.jit
     def step(p, s, task_key, k):
