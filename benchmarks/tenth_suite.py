@@ -51,6 +51,15 @@ Protocol, fixed (and committed) before any number of this suite was computed:
 - Geometric means of paired per-task test-loss ratios, bootstrap 95 % intervals (tasks resampled
   within cells, `pretrained_tables.pooled`), as in every suite.
 
+Outcome (2026-12-07): the rule passes. The picked recipe is 0.941 [0.935, 0.948] of the current
+recipe, 0.672 [0.666, 0.678] of Adam 1e-3 and 0.667 [0.661, 0.672] of Schedule-Free AdamW at its
+defaults; 0.771 of v6, 0.41-0.60 of every other tuning-free row, 0.62 of the five-family-tuned
+schedules and 1.068 [1.059, 1.078] of warmup+cosine tuned on each target (1.067 linear; the
+current recipe 1.135 and 1.133). Per cell 0.82-1.00 of the current recipe (level on the
+heteroscedastic linear and the Gaussian bump). Under 10 % over 0.3x-3x of the rate in 6 cells of 7
+(the current recipe 3, v6 1). v6 here: 0.872 of Adam 1e-3, 0.865 of Schedule-Free's defaults,
+0.80 of the five-family-tuned schedules, 1.386 of the target-tuned warmup+cosine.
+
 Run:  python benchmarks/tenth_suite.py            (the rows, the candidate's, the report; ~45 min)
       python benchmarks/tenth_suite.py --report   (the tables from the stored file)
 """
