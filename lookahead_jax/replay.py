@@ -2,9 +2,10 @@
 
 The second run of the two-run recipe: a learned schedule that reads a validation loss chooses a
 rate at each step of a first run with some training rows held out (recorded with
-`current_learning_rate`), then the same unit-rate inner optimizer trains again on all the rows,
-from the same initial params, at those rates. Also the ablation of a learned schedule that reads
-nothing: replay its mean rate curve.
+`current_learning_rate`; the recipe makes that run at a few multiples of the base rate and keeps
+the one that ends with the lowest held-out loss), then the same unit-rate inner optimizer trains
+again on all the rows, from the same initial params, at those rates. Also the ablation of a
+learned schedule that reads nothing: replay its mean rate curve.
 """
 
 from typing import Any
@@ -37,27 +38,37 @@ def replay_schedule(
       ValueError: if `learning_rates` is not a non-empty 1-d array, or (where its values are
         known) holds a negative or non-finite rate.
 
-    Example (the two runs: pick the rates with 20 % of the rows held out, then replay them):
+    Example (the recommended two runs: the rates are picked with 20 % of the rows held out, at
+    each of `pretrained_info`'s multiples of the base rate; the run that ends with the lowest
+    held-out loss is kept and replayed on all the rows):
       >>> import jax, jax.numpy as jnp, numpy as np, optax
       >>> import lookahead_jax as lj
       >>> x = np.random.default_rng(0).normal(size=(100, 3)).astype(np.float32)
       >>> y = x @ np.array([1.0, -2.0, 0.5], np.float32)
       >>> loss = lambda w, rows: jnp.mean((x[rows] @ w - y[rows]) ** 2)
       >>> fit, held_out, every = np.arange(80), np.arange(80, 100), np.arange(100)
-      >>> tx = lj.learned_schedule(
-      ...     optax.adam(1.0), *lj.pretrained_schedule(horizon=50, validation=True))
-      >>> w, state, rates = jnp.zeros(3), None, []
-      >>> state = tx.init(w)
-      >>> for _ in range(50):  # first run: the schedule reads the held-out loss
-      ...     value, grads = jax.value_and_grad(loss)(w, fit)
-      ...     updates, state = tx.update(
-      ...         grads, state, w, value=value, val_loss=loss(w, held_out))
-      ...     w = optax.apply_updates(w, updates)
-      ...     rates.append(lj.current_learning_rate(state))
-      >>> replay = lj.replay_schedule(optax.adam(1.0), jnp.stack(rates))
+      >>> def first_run(base_lr):  # the schedule reads the held-out loss; rates recorded
+      ...     tx = lj.learned_schedule(optax.adam(1.0), *lj.pretrained_schedule(
+      ...         horizon=50, base_lr=base_lr, validation=True))
+      ...     @jax.jit
+      ...     def step(w, state):
+      ...         value, grads = jax.value_and_grad(loss)(w, fit)
+      ...         updates, state = tx.update(
+      ...             grads, state, w, value=value, val_loss=loss(w, held_out))
+      ...         return optax.apply_updates(w, updates), state
+      ...     w, rates = jnp.zeros(3), []
+      ...     state = tx.init(w)
+      ...     for _ in range(50):
+      ...         w, state = step(w, state)
+      ...         rates.append(lj.current_learning_rate(state))
+      ...     return float(loss(w, held_out)), jnp.stack(rates)
+      >>> info = lj.pretrained_info(validation=True)
+      >>> runs = [first_run(m * info["base_lr"]) for m in info["base_lr_multiples"]]
+      >>> _, rates = min(runs, key=lambda run: run[0])  # the lowest held-out loss
+      >>> replay = lj.replay_schedule(optax.adam(1.0), rates)
       >>> w2, state2 = jnp.zeros(3), None
       >>> state2 = replay.init(w2)
-      >>> for _ in range(50):  # second run: all the rows, the same rates
+      >>> for _ in range(50):  # second run: all the rows, the kept run's rates
       ...     updates, state2 = replay.update(jax.grad(loss)(w2, every), state2, w2)
       ...     w2 = optax.apply_updates(w2, updates)
       >>> bool(loss(w2, every) < loss(jnp.zeros(3), every))

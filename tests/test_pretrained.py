@@ -110,6 +110,15 @@ def test_the_candidate_reads_a_validation_loss_at_the_default_rate():
     if seed.exists():
         stored = (seed / f"seed{info['seed']}.msgpack").read_bytes()
         chex.assert_trees_all_equal(flax.serialization.from_bytes(untrained, stored), params)
+    # The rates its first run is tried at (the base rate among them), as the tenth suite ran it.
+    multiples = info["base_lr_multiples"]
+    assert multiples == sorted(multiples) and 1.0 in multiples and min(multiples) > 0
+    tenth = Path(__file__).parents[1] / "benchmarks" / "results" / "tenth_suite.json"
+    if tenth.exists():
+        row = "the candidate, two runs, base rate picked on validation"
+        for cell in json.loads(tenth.read_text())["cells"].values():
+            picked = cell["picked_multiple"][row]
+            assert all(min(abs(m - x) for m in multiples) < 1e-12 for x in picked)
     tx = lj.learned_schedule(optax.adam(1.0), schedule, params)
     p = {"w": jnp.ones(3)}
     with pytest.raises(ValueError, match="val_loss"):
