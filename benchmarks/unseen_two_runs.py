@@ -41,6 +41,17 @@ at 0.3x and 3x of it); reported as above for the picked recipe, plus its ratio o
 at the default rate alone (pooled and per cell) and how often each multiple was picked. Nothing
 is decided by it.
 
+Outcome of the second look (2026-12-07): over the 13 cells the picked recipe is 0.950 [0.928,
+0.970] of the two runs at the default rate (1x 0.988, 5x 0.936, 10x 0.852) and 0.980 [0.951,
+1.010] of v6 (1x 1.034, 5x 0.952, 10x 0.864); 0.523 of Adam 1e-3, 0.613 of Schedule-Free at its
+defaults, 0.47-0.79 of Prodigy, D-Adaptation and Mechanic; level with Schedule-Free calibrated
+on the five families (0.970 [0.935, 1.007]) and warmup+decay tuned there (0.979-0.995), which
+beat it at 10x by 22-24 % and lose to it at 5x (0.80-0.81); 1.323 of warmup+cosine tuned on each
+target (1.250 linear). Per cell over v6: worse on iris (1.32 at H, 1.42 at 5x; there it is also
+1.15-1.17 of the two runs at one rate), better on breast_cancer (0.86, 0.78), the noisy sines at
+5x and 10x (0.72) and the digits at 2x64 tanh (0.97). Under 10 % over 0.3x-3x of its rate in 5
+of 13 cells (the two runs at one rate 4, v6 4).
+
 Run:  python benchmarks/unseen_two_runs.py            (the rows, then the report)
       python benchmarks/unseen_two_runs.py --picked   (the second look's rows, then the report)
       python benchmarks/unseen_two_runs.py --report   (the report from the stored file)
