@@ -182,6 +182,11 @@ def two_run_rows(cell, carved, plain, keys, horizon):
         cell["picked_multiple"][row] = [mults[i] for i in index]
 
 
+def pick_counts(picks):
+    """How many tasks picked each of the picked recipe's multiples (1/3x, 1x, 3x)."""
+    return [sum(abs(p - m) < 1e-9 for p in picks) for m in PICKS[PICKED]]
+
+
 def run_candidate():
     """Per cell, the candidate's rows, into the suite's own file (saved after each cell)."""
     out = json.load(open(OUT))
@@ -217,8 +222,7 @@ def report():
     print("test loss, and how often each multiple of the rate was picked (1/3x, 1x, 3x)\n")
     per_cell = {}
     for name, c in cells.items():
-        picks = json.load(open(OUT))["cells"][name]["picked_multiple"][PICKED]
-        counts = [sum(abs(p - m) < 1e-9 for p in picks) for m in PICKS[PICKED]]
+        counts = pick_counts(json.load(open(OUT))["cells"][name]["picked_multiple"][PICKED])
         per_cell[name] = [
             PTab.pooled({name: c}, PICKED, N.TWO_RUNS),
             N.winner(c, list(main.values())),

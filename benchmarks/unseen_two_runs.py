@@ -173,8 +173,7 @@ def report():
         print("how often each multiple was picked (1/3x, 1x, 3x)\n")
         stored = json.load(open(OUT))["cells"]
         for name, c in cells.items():
-            picks = stored[name]["picked_multiple"][X.PICKED]
-            counts = [sum(abs(p - m) < 1e-9 for p in picks) for m in X.PICKS[X.PICKED]]
+            counts = X.pick_counts(stored[name]["picked_multiple"][X.PICKED])
             r = PTab.pooled({name: c}, X.PICKED, NS.TWO_RUNS)
             readings["the picked recipe"]["per_cell"][name] = [per_cell[name], r, counts]
             print(f"| {name} | {A._fmt(r)} | {counts} |")
