@@ -38,9 +38,11 @@ def replay_schedule(
       ValueError: if `learning_rates` is not a non-empty 1-d array, or (where its values are
         known) holds a negative or non-finite rate.
 
-    Example (the recommended two runs: the rates are picked with 20 % of the rows held out, at
-    each of `pretrained_info`'s multiples of the base rate; the run that ends with the lowest
-    held-out loss is kept and replayed on all the rows):
+    The example is the recommended two runs: the rates are picked with 20 % of the rows held
+    out, at each of `pretrained_info`'s multiples of the base rate; the run that ends with the
+    lowest held-out loss is kept and replayed on all the rows.
+
+    Example:
       >>> import jax, jax.numpy as jnp, numpy as np, optax
       >>> import lookahead_jax as lj
       >>> x = np.random.default_rng(0).normal(size=(100, 3)).astype(np.float32)
