@@ -36,9 +36,10 @@ def pretrained_info(validation: bool = False) -> dict[str, Any]:
     """How a shipped schedule was meta-trained: families, horizon, base rate, seed, steps.
 
     Args:
-      validation: False for the default schedule, True for the candidate that reads a
+      validation: False for the default schedule, True for the two-run recipe's, which reads a
         validation loss (its ``"validation_split"`` is the fraction of training rows it was
-        meta-trained to hold out).
+        meta-trained to hold out, its ``"base_lr_multiples"`` the multiples of the base rate
+        the recipe's first run is made at).
 
     Example:
       >>> import lookahead_jax as lj
