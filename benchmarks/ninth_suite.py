@@ -236,20 +236,26 @@ def report():
     return out
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def suite_main(suite, run_candidate, report, description):
+    """A suite script's command line: the suite's rows (`untouched_suite.run`), then the
+    candidate's (`run_candidate()`), then `report()`; `--rows` and `--report` run one part."""
+    parser = argparse.ArgumentParser(description=description.splitlines()[0])
     parser.add_argument("--report", action="store_true", help="only the tables, from the files")
     parser.add_argument("--rows", action="store_true", help="only the suite's rows")
     args = parser.parse_args()
     if not args.report:
-        out = U.run(NINTH)
-        out["summary"] = U.report(NINTH, out)
-        json.dump(out, open(OUT, "w"), indent=1)
+        out = U.run(suite)
+        out["summary"] = U.report(suite, out)
+        json.dump(out, open(suite.out, "w"), indent=1)
     if args.rows:
         return
     if not args.report:
         run_candidate()
     report()
+
+
+def main():
+    suite_main(NINTH, run_candidate, report, __doc__)
 
 
 if __name__ == "__main__":

@@ -64,7 +64,6 @@ Run:  python benchmarks/tenth_suite.py            (the rows, the candidate's, th
       python benchmarks/tenth_suite.py --report   (the tables from the stored file)
 """
 
-import argparse
 import functools
 import json
 import os
@@ -253,19 +252,7 @@ def report():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--report", action="store_true", help="only the tables, from the files")
-    parser.add_argument("--rows", action="store_true", help="only the suite's rows")
-    args = parser.parse_args()
-    if not args.report:
-        out = U.run(TENTH)
-        out["summary"] = U.report(TENTH, out)
-        json.dump(out, open(OUT, "w"), indent=1)
-    if args.rows:
-        return
-    if not args.report:
-        run_candidate()
-    report()
+    N.suite_main(TENTH, run_candidate, report, __doc__)
 
 
 if __name__ == "__main__":
