@@ -43,6 +43,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 import across_suites as A
+import eleventh_suite as E
 import pretrained_tables as PTab
 import tenth_suite as X
 import unseen_two_runs as UT
@@ -80,22 +81,11 @@ def fixed_pick(record, mults):
 
 def search(record):
     """Per task: start at 1/3x, 1x, 3x; while the best validation loss is at an end of the rates
-    tried and a rate lies beyond it in `WIDER`, try that one too. (test losses, mean runs)."""
+    tried and a rate lies beyond it in `WIDER`, try that one too (`eleventh_suite.search`, one
+    step each way). (test losses, mean first runs)."""
     val, test = _runs(record, WIDER)
-    picked, runs = [], []
-    for task in range(test.shape[1]):
-        lo, hi = 1, 3  # indices of 1/3x and 3x in WIDER
-        while True:
-            best = lo + int(np.argmin(val[lo : hi + 1, task]))
-            if best == lo and lo > 0:
-                lo -= 1
-            elif best == hi and hi < len(WIDER) - 1:
-                hi += 1
-            else:
-                break
-        picked.append(test[best, task])
-        runs.append(hi - lo + 1)
-    return np.array(picked), float(np.mean(runs))
+    index, runs = E.search(val, centre=2, max_steps=1)
+    return test[index, np.arange(test.shape[1])], float(np.mean(runs))
 
 
 def with_picks(cells, records):

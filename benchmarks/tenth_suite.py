@@ -157,13 +157,14 @@ RULE = {"the current recipe (two runs at the default rate)": N.TWO_RUNS} | {
 BESIDE = {"v6": U.V6} | N.BESIDE
 
 
-def two_run_rows(cell, carved, plain, keys, horizon):
-    """The candidate's two runs at each of `MULTIPLES`, with their first runs' final validation
-    loss (`per_task_validation_loss`); then the picked rows from them."""
+def two_run_rows(cell, carved, plain, keys, horizon, multiples=MULTIPLES, picks=PICKS):
+    """The candidate's two runs at each of `multiples` ({multiple of the default rate: row}),
+    with their first runs' final validation loss (`per_task_validation_loss`); then the rows
+    `picks` ({row: multiples it picks among}) picked from them. Returns {multiple: Metrics}."""
     default = lj.pretrained_info(validation=True)["base_lr"]
     cell.setdefault("per_task_validation_loss", {})
     metrics = {}
-    for mult, row in MULTIPLES.items():
+    for mult, row in multiples.items():
         tx = lj.learned_schedule(
             T.INNER, *lj.pretrained_schedule(horizon, base_lr=default * mult, validation=True)
         )
@@ -174,11 +175,12 @@ def two_run_rows(cell, carved, plain, keys, horizon):
         cell["per_task_test_accuracy"][row] = metrics[mult].test_accuracy.tolist()
         cell["per_task_validation_loss"][row] = metrics[mult].validation_loss.tolist()
     cell["picked_multiple"] = {}
-    for row, mults in PICKS.items():
+    for row, mults in picks.items():
         picked, index = P.pick_by_validation([metrics[m] for m in mults])
         cell["per_task_test_loss"][row] = picked.test_loss.tolist()
         cell["per_task_test_accuracy"][row] = picked.test_accuracy.tolist()
         cell["picked_multiple"][row] = [mults[i] for i in index]
+    return metrics
 
 
 def pick_counts(picks):
