@@ -6,8 +6,8 @@ Reads the stored per-task test losses of the suites (nothing is recomputed):
   `wider_rows.json` and the `--table v5` / `--table v6` rows);
 - the fresh suite (`fresh_suite_check.py`: `results/pretrained_wider_5x/fresh_suite.json`);
 - the third (`untouched_suite.py`), fourth, fifth, sixth and seventh suites (`results/*.json`);
-- the eighth (`eighth_suite.py`), the ninth (`ninth_suite.py`) and the tenth (`tenth_suite.py`),
-  once each has run.
+- the eighth (`eighth_suite.py`), the ninth (`ninth_suite.py`), the tenth (`tenth_suite.py`) and
+  the eleventh (`eleventh_suite.py`), once each has run.
 
 For each suite: the geometric mean over its cells of the per-task test-loss ratios subject /
 row, with a bootstrap 95 % interval (`pretrained_tables.pooled`), for v5 and v6 at their
@@ -42,6 +42,7 @@ RESULTS = os.path.join(HERE, "results")
 EIGHTH = os.path.join(RESULTS, "eighth_suite.json")  # `eighth_suite.py`'s, once it has run
 NINTH = os.path.join(RESULTS, "ninth_suite.json")  # `ninth_suite.py`'s, once it has run
 TENTH = os.path.join(RESULTS, "tenth_suite.json")  # `tenth_suite.py`'s, once it has run
+ELEVENTH = os.path.join(RESULTS, "eleventh_suite.json")  # `eleventh_suite.py`'s
 
 # Canonical row -> its name in the suites' files (the unseen cells' and the fresh suite's
 # learned rows are named differently; the baselines are named alike everywhere).
@@ -95,7 +96,12 @@ def _suite(path, v5_name=U.V5, v6_name=U.V6):
     return _cells(cells), names, sens
 
 
-LATER = {"eighth": EIGHTH, "ninth": NINTH, "tenth": TENTH}  # suites that joined after v6 shipped
+LATER = {
+    "eighth": EIGHTH,
+    "ninth": NINTH,
+    "tenth": TENTH,
+    "eleventh": ELEVENTH,
+}  # suites that joined after v6 shipped
 
 
 def suites():
