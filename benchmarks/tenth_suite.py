@@ -174,7 +174,7 @@ def two_run_rows(cell, carved, plain, keys, horizon, multiples=MULTIPLES, picks=
         cell["per_task_test_loss"][row] = metrics[mult].test_loss.tolist()
         cell["per_task_test_accuracy"][row] = metrics[mult].test_accuracy.tolist()
         cell["per_task_validation_loss"][row] = metrics[mult].validation_loss.tolist()
-    cell["picked_multiple"] = {}
+    cell.setdefault("picked_multiple", {})
     for row, mults in picks.items():
         picked, index = P.pick_by_validation([metrics[m] for m in mults])
         cell["per_task_test_loss"][row] = picked.test_loss.tolist()

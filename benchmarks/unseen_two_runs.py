@@ -52,8 +52,20 @@ target (1.250 linear). Per cell over v6: worse on iris (1.32 at H, 1.42 at 5x; t
 5x and 10x (0.72) and the digits at 2x64 tanh (0.97). Under 10 % over 0.3x-3x of its rate in 5
 of 13 cells (the two runs at one rate 4, v6 4).
 
+A third look, after the eleventh suite made the search the recommended recipe
+(`eleventh_suite.py`: first runs at 1/3x, 1x and 3x of the rate, then up to two 3x steps each
+way while the best is at an end), fixed (and committed) before it ran: per cell, the two runs at
+the multiples of `eleventh_suite.GRID` (1/81x-81x of the default rate) that the second look did
+not store (1/81x, 1/27x, 1/9x, 27x, 81x), each with its first run's validation loss; then the
+search at the default rate, 1/3x and 3x of it (`eleventh_suite.search_rows`) and the shipped
+pick at 1/3x of it (over 1/9x, 1/3x, 1x; `eleventh_suite.pick_rows`). Reported as above for the
+search, plus its ratio over the shipped pick (pooled, per horizon group and per cell), its first
+runs per task, and the sensitivity of the search and of the shipped pick over 1/3x-3x of the
+rate. Nothing is decided by it.
+
 Run:  python benchmarks/unseen_two_runs.py            (the rows, then the report)
       python benchmarks/unseen_two_runs.py --picked   (the second look's rows, then the report)
+      python benchmarks/unseen_two_runs.py --searched (the third look's rows, then the report)
       python benchmarks/unseen_two_runs.py --report   (the report from the stored file)
 """
 
@@ -66,6 +78,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 import across_suites as A
+import eleventh_suite as E
 import ninth_suite as NS
 import pretrained_tables as PTab
 import pretrained_train as T
@@ -129,6 +142,27 @@ def run_picked():
         print(f"{name}: the picked recipe's rows", flush=True)
 
 
+def run_searched():
+    """Per cell already in `OUT`, the third look's rows: the two runs at the multiples of
+    `eleventh_suite.GRID` the cell lacks, then the search's and the shipped pick's rows."""
+    out = json.load(open(OUT))
+    split = lj.pretrained_info(validation=True)["validation_split"]
+    keys = meta.task_keys(PT.HELDOUT_ROOT, U.NUM_HELDOUT)
+    for name, record in out["cells"].items():
+        if E.SEARCH in record["per_task_test_loss"]:
+            continue
+        fam, mult = name.split(" @ ")
+        carved, plain = PT.FAMILIES[fam](validation=split), PT.FAMILIES[fam]()
+        missing = {
+            m: row for m, row in E.MULTIPLES.items() if row not in record["per_task_test_loss"]
+        }
+        X.two_run_rows(record, carved, plain, keys, T.H * int(mult[:-1]), missing, {})
+        E.pick_rows(record, {E.SHIPPED + E.BAND[0]: E.PICKS[E.SHIPPED + E.BAND[0]]})
+        E.search_rows(record)
+        json.dump(out, open(OUT, "w"), indent=1)
+        print(f"{name}: the search's rows", flush=True)
+
+
 def merged():
     """The stored unseen cells with the candidate's rows added (in memory)."""
     cells = A._unseen()[0]
@@ -143,10 +177,13 @@ def report():
     rows |= NS.BESIDE
     groups = {g: {n: c for n, c in cells.items() if n.endswith(tag)} for g, tag in GROUPS.items()}
     picked = all(X.PICKED in c["per_task_test_loss"] for c in cells.values())
+    searched = all(E.SEARCH in c["per_task_test_loss"] for c in cells.values())
     subjects = {"the two runs": NS.TWO_RUNS} | ({"the picked recipe": X.PICKED} if picked else {})
+    subjects |= {"the search": E.SEARCH} if searched else {}
     readings = {}
     for title, subject in subjects.items():
         over = rows | ({"the two runs at the default rate": NS.TWO_RUNS} if picked else {})
+        over |= {"the shipped pick": X.PICKED} if searched else {}
         over = {k: v for k, v in over.items() if v != subject}
         print(f"\n{title} over each row: geometric mean of per-task test-loss ratios [95 %]\n")
         print("| over | all 13 cells | " + " | ".join(f"{g} ({len(c)})" for g, c in groups.items()))
@@ -166,7 +203,8 @@ def report():
             per_cell[name] = PTab.pooled({name: c}, subject, "v6 (horizon given)")
             print(f"| {name} | {A._fmt(per_cell[name])} |")
         sens = A.sensitivity_counts(cells, (subject, tuple(subject + x for x in U.SENSITIVITY)))
-        print(f"\n{title}: under 10 % over 0.3x-3x of its rate in {sens[0]} of {sens[1]} cells")
+        if sens is not None:
+            print(f"\n{title}: under 10 % over 0.3x-3x of its rate in {sens[0]} of {sens[1]} cells")
         readings[title] = {"over": table, "per_cell": per_cell, "sens": sens}
     if picked:
         print("\nPer cell, the picked recipe over the two runs at the default rate [95 %], and")
@@ -177,6 +215,28 @@ def report():
             r = PTab.pooled({name: c}, X.PICKED, NS.TWO_RUNS)
             readings["the picked recipe"]["per_cell"][name] = [per_cell[name], r, counts]
             print(f"| {name} | {A._fmt(r)} | {counts} |")
+    if searched:
+        print("\nPer cell, the search over the shipped pick [95 %], its first runs per task, and")
+        print("its tasks beyond 1/3x-3x of the rate\n")
+        stored = json.load(open(OUT))["cells"]
+        for name, c in cells.items():
+            record = stored[name]["search"][E.SEARCH]
+            beyond = sum(not (1 / 3 - 1e-9 <= m <= 3 + 1e-9) for m in record["multiple"])
+            runs = float(np.mean(record["first_runs"]))
+            r = PTab.pooled({name: c}, E.SEARCH, X.PICKED)
+            readings["the search"]["per_cell"][name] = [per_cell[name], r, runs, beyond]
+            print(f"| {name} | {A._fmt(r)} | {runs:.2f} | {beyond} of 50 |")
+        runs = float(np.mean([stored[n]["search"][E.SEARCH]["first_runs"] for n in cells]))
+        print(f"\nThe search's first runs per task, over the cells: {runs:.2f}")
+        sens = {
+            label: A.sensitivity_counts(cells, (row, tuple(row + x for x in E.BAND)))
+            for label, row in (("the search", E.SEARCH), ("the shipped pick", X.PICKED))
+        }
+        print(
+            "Under 10 % over 1/3x-3x of the rate: "
+            + "; ".join(f"{k} {v[0]} of {v[1]} cells" for k, v in sens.items())
+        )
+        readings["the search"] |= {"first_runs": runs, "sens_third_to_3x": sens}
     out = json.load(open(OUT))
     out["report"] = readings
     json.dump(out, open(OUT, "w"), indent=1)
@@ -186,11 +246,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", action="store_true", help="only the report, from the file")
     parser.add_argument("--picked", action="store_true", help="the second look's rows too")
+    parser.add_argument("--searched", action="store_true", help="and the third look's")
     args = parser.parse_args()
     if not args.report:
         run()
-        if args.picked:
+        if args.picked or args.searched:
             run_picked()
+        if args.searched:
+            run_searched()
     report()
 
 
