@@ -26,6 +26,7 @@ from lookahead_jax.optimizers import (
     sgd,
 )
 from lookahead_jax.pretrained import pretrained_info, pretrained_schedule
+from lookahead_jax.rate_search import search_base_rate
 from lookahead_jax.replay import replay_schedule
 
 try:
@@ -59,6 +60,7 @@ __all__ = [
     "pretrained_schedule",
     "replay_schedule",
     "rmsprop",
+    "search_base_rate",
     "sgd",
     "slow_params",
     "stack_schedule_params",

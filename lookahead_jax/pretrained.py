@@ -39,7 +39,8 @@ def pretrained_info(validation: bool = False) -> dict[str, Any]:
       validation: False for the default schedule, True for the two-run recipe's, which reads a
         validation loss (its ``"validation_split"`` is the fraction of training rows it was
         meta-trained to hold out, its ``"base_lr_multiples"`` the multiples of the base rate
-        the recipe's first run is made at).
+        the recipe's first run is made at, ``"base_lr_search_factor"`` and
+        ``"base_lr_search_steps"`` how much further `search_base_rate` may go).
 
     Example:
       >>> import lookahead_jax as lj
@@ -64,21 +65,23 @@ def pretrained_schedule(
     With ``validation=True`` it is the schedule of the two-run recipe instead: a schedule that
     also reads the loss on rows the run does not train on (each update then needs
     ``val_loss=``). Run it with `pretrained_info(validation=True)["validation_split"]` (20 %)
-    of the training rows held out, recording `current_learning_rate` after every step, once at
-    each of `pretrained_info(validation=True)["base_lr_multiples"]` (1/3x, 1x and 3x) of the
-    base rate; keep the run whose held-out loss ends lowest, and train again from the same
-    initial params on all the rows with `replay_schedule` of its rates around the same unit-rate
-    Adam (`replay_schedule`'s docstring has the whole recipe). `meta.protocol.final_metrics` on a
-    `meta.ReplayedFamily` runs the two runs at one rate, and `meta.protocol.pick_by_validation`
-    keeps the best of several. Where the extra runs are affordable it is the recommended recipe:
-    on a tenth suite of families nothing had used, decided by a rule fixed before it ran, its
-    test loss was 0.77x the default's, 0.67x Adam's at 1e-3 and Schedule-Free AdamW's at its
-    defaults, 0.94x that of the same two runs at the base rate alone, and 1.07x that of warmup +
-    cosine tuned on each target; it changed by under 10 % over 0.3x-3x of the base rate in 6
-    cells of 7. On the cells the earlier versions were developed on it was level with the
-    default, and worse on the smallest table (iris, 90 training rows). The README's evidence
-    section has the tables. `pretrained_schedule()` (one run, no held-out rows) stays the
-    default.
+    of the training rows held out, recording `current_learning_rate` after every step, at 1/3x,
+    1x and 3x of the base rate, and further out while the best is at an end
+    (`search_base_rate` makes these first runs: 3 to 7, about 4 on average); keep the run whose
+    held-out loss ends lowest, and train again from the same initial params on all the rows with
+    `replay_schedule` of its rates around the same unit-rate Adam (`replay_schedule`'s docstring
+    has the whole recipe). `meta.protocol.final_metrics` on a `meta.ReplayedFamily` runs the two
+    runs at one rate, and `meta.protocol.pick_by_validation` keeps the best of several. Where the
+    extra runs are affordable it is the recommended recipe, decided by rules fixed before two
+    suites of families nothing had used ran: picking among 1/3x, 1x and 3x was 0.94x the two
+    runs at the base rate alone on the tenth; searching further was 0.94x that pick on the
+    eleventh, 0.57x Adam's test loss at 1e-3, 0.62x Schedule-Free AdamW's at its defaults, 0.92x
+    the default schedule's, and 1.25x that of warmup + cosine tuned on each target (1.3-3 %
+    worse than the pick in four cells of seven, 15-28 % better where the task wanted a larger
+    rate); it changed by under 10 % over 1/3x-3x of the base rate in 5 cells of 7. On the cells
+    the earlier versions were developed on, the pick was level with the default, and worse on the
+    smallest table (iris, 90 training rows). The README's evidence section has the tables.
+    `pretrained_schedule()` (one run, no held-out rows) stays the default.
 
     Args:
       horizon: the number of training steps, or None if unknown.

@@ -2,10 +2,10 @@
 
 The second run of the two-run recipe: a learned schedule that reads a validation loss chooses a
 rate at each step of a first run with some training rows held out (recorded with
-`current_learning_rate`; the recipe makes that run at a few multiples of the base rate and keeps
-the one that ends with the lowest held-out loss), then the same unit-rate inner optimizer trains
-again on all the rows, from the same initial params, at those rates. Also the ablation of a
-learned schedule that reads nothing: replay its mean rate curve.
+`current_learning_rate`; the recipe makes that run at a few multiples of the base rate,
+`search_base_rate`, and keeps the one that ends with the lowest held-out loss), then the same
+unit-rate inner optimizer trains again on all the rows, from the same initial params, at those
+rates. Also the ablation of a learned schedule that reads nothing: replay its mean rate curve.
 """
 
 from typing import Any
@@ -39,8 +39,8 @@ def replay_schedule(
         known) holds a negative or non-finite rate.
 
     The example is the recommended two runs: the rates are picked with 20 % of the rows held
-    out, at each of `pretrained_info`'s multiples of the base rate; the run that ends with the
-    lowest held-out loss is kept and replayed on all the rows.
+    out, at the base rates `search_base_rate` tries; the run that ends with the lowest held-out
+    loss is kept and replayed on all the rows.
 
     Example:
       >>> import jax, jax.numpy as jnp, numpy as np, optax
@@ -64,9 +64,9 @@ def replay_schedule(
       ...         w, state = step(w, state)
       ...         rates.append(lj.current_learning_rate(state))
       ...     return float(loss(w, held_out)), jnp.stack(rates)
-      >>> info = lj.pretrained_info(validation=True)
-      >>> runs = [first_run(m * info["base_lr"]) for m in info["base_lr_multiples"]]
-      >>> _, rates = min(runs, key=lambda run: run[0])  # the lowest held-out loss
+      >>> _, rates, tried = lj.search_base_rate(first_run)  # 1/3x, 1x, 3x, then further out
+      >>> len(tried) >= 3
+      True
       >>> replay = lj.replay_schedule(optax.adam(1.0), rates)
       >>> w2, state2 = jnp.zeros(3), None
       >>> state2 = replay.init(w2)
