@@ -63,6 +63,18 @@ search, plus its ratio over the shipped pick (pooled, per horizon group and per 
 runs per task, and the sensitivity of the search and of the shipped pick over 1/3x-3x of the
 rate. Nothing is decided by it.
 
+Outcome of the third look (2026-12-07): over the 13 cells the search is **1.012 [0.981, 1.043]
+of the shipped pick** (1x 1.030, 5x 0.980, 10x 1.014) and 0.992 [0.951, 1.034] of v6 (1x 1.065,
+5x 0.932, 10x 0.876): level with both. Per cell over the shipped pick: worse on the small tables
+where 18-20 held-out rows choose, wine (1.14-1.18 at 1x, 5x and 10x) and iris (1.05, 1.12), and
+on two digits cells (1.02-1.04); better on the noisy sines (0.93, 0.70, 0.87), which want larger
+rates. 0.529 of Adam 1e-3, 0.620 of Schedule-Free at its defaults, 0.48-0.80 of Prodigy,
+D-Adaptation and Mechanic; level with Schedule-Free calibrated on the five families and warmup +
+decay tuned there (0.98-1.01), which beat it at 10x by 24-26 % and lose to it at 5x (0.79-0.80);
+1.339 of warmup+cosine tuned on each target (1.265 linear; the shipped pick 1.323 and 1.250).
+4.08 first runs per task. Under 10 % over 1/3x-3x of its rate in 8 of 13 cells (the shipped
+pick 5).
+
 Run:  python benchmarks/unseen_two_runs.py            (the rows, then the report)
       python benchmarks/unseen_two_runs.py --picked   (the second look's rows, then the report)
       python benchmarks/unseen_two_runs.py --searched (the third look's rows, then the report)
