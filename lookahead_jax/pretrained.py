@@ -79,8 +79,9 @@ def pretrained_schedule(
     the default schedule's, and 1.25x that of warmup + cosine tuned on each target (1.3-3 %
     worse than the pick in four cells of seven, 15-28 % better where the task wanted a larger
     rate); it changed by under 10 % over 1/3x-3x of the base rate in 5 cells of 7. On the cells
-    the earlier versions were developed on, the pick was level with the default, and worse on the
-    smallest table (iris, 90 training rows). The README's evidence section has the tables.
+    the earlier versions were developed on, the pick and the search were level with the default,
+    and worse on the smallest tables (wine and iris, 90-100 training rows, where the search did
+    5-18 % worse than the pick). The README's evidence section has the tables.
     `pretrained_schedule()` (one run, no held-out rows) stays the default.
 
     Args:
