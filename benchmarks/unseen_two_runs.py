@@ -135,18 +135,24 @@ def run():
     return out
 
 
-def run_picked():
-    """Per cell already in `OUT`, the second look's rows (`tenth_suite.two_run_rows`)."""
+def _lacking(row):
+    """Per cell in `OUT` without `row`: (all cells as stored, name, its record, the family with
+    the validation split carved out, the plain family, the held-out keys, the horizon)."""
     out = json.load(open(OUT))
     split = lj.pretrained_info(validation=True)["validation_split"]
     keys = meta.task_keys(PT.HELDOUT_ROOT, U.NUM_HELDOUT)
     for name, record in out["cells"].items():
-        if X.PICKED in record["per_task_test_loss"]:
-            continue
-        fam, mult = name.split(" @ ")
-        carved, plain = PT.FAMILIES[fam](validation=split), PT.FAMILIES[fam]()
+        if row not in record["per_task_test_loss"]:
+            fam, mult = name.split(" @ ")
+            carved, plain = PT.FAMILIES[fam](validation=split), PT.FAMILIES[fam]()
+            yield out, name, record, carved, plain, keys, T.H * int(mult[:-1])
+
+
+def run_picked():
+    """Per cell already in `OUT`, the second look's rows (`tenth_suite.two_run_rows`)."""
+    for out, name, record, carved, plain, keys, horizon in _lacking(X.PICKED):
         kept = dict(record["per_task_test_loss"])
-        X.two_run_rows(record, carved, plain, keys, T.H * int(mult[:-1]))
+        X.two_run_rows(record, carved, plain, keys, horizon)
         for row, losses in kept.items():  # the same runs as the first look's, recomputed
             if not np.allclose(record["per_task_test_loss"][row], losses, rtol=1e-5):
                 raise SystemExit(f"{name}: {row} does not reproduce the first look's losses")
@@ -157,18 +163,9 @@ def run_picked():
 def run_searched():
     """Per cell already in `OUT`, the third look's rows: the two runs at the multiples of
     `eleventh_suite.GRID` the cell lacks, then the search's and the shipped pick's rows."""
-    out = json.load(open(OUT))
-    split = lj.pretrained_info(validation=True)["validation_split"]
-    keys = meta.task_keys(PT.HELDOUT_ROOT, U.NUM_HELDOUT)
-    for name, record in out["cells"].items():
-        if E.SEARCH in record["per_task_test_loss"]:
-            continue
-        fam, mult = name.split(" @ ")
-        carved, plain = PT.FAMILIES[fam](validation=split), PT.FAMILIES[fam]()
-        missing = {
-            m: row for m, row in E.MULTIPLES.items() if row not in record["per_task_test_loss"]
-        }
-        X.two_run_rows(record, carved, plain, keys, T.H * int(mult[:-1]), missing, {})
+    for out, name, record, carved, plain, keys, horizon in _lacking(E.SEARCH):
+        lacks = {m: r for m, r in E.MULTIPLES.items() if r not in record["per_task_test_loss"]}
+        X.two_run_rows(record, carved, plain, keys, horizon, lacks, {})
         E.pick_rows(record, {E.SHIPPED + E.BAND[0]: E.PICKS[E.SHIPPED + E.BAND[0]]})
         E.search_rows(record)
         json.dump(out, open(OUT, "w"), indent=1)
