@@ -42,10 +42,10 @@ TRANSFORMATIONS = [
     "lookahead_learned_schedule",
 ]
 
-CHECKS = [f"{t}:{kind}" for t in TRANSFORMATIONS for kind in ("init", "train")] + [
-    "meta_gradient_tasks_sharded",
-    "meta_train_with_a_mesh",
-    "readme_fsdp_snippet",
+CHECKS = [
+    pytest.param(name, id=name)
+    for name in [f"{t}:{kind}" for t in TRANSFORMATIONS for kind in ("init", "train")]
+    + ["meta_gradient_tasks_sharded", "meta_train_with_a_mesh", "readme_fsdp_snippet"]
 ]
 
 
@@ -66,12 +66,31 @@ def _run_checks():
     return json.loads(lines[-1])
 
 
-def test_every_sharded_check_passes():
-    """One test for the one subprocess: as a test per check, pytest-xdist gave checks to both
-    workers, and the second sat 50-80 s waiting for the first's subprocess. A failure names
-    each check that failed, with what failed."""
-    results = _run_checks()
-    assert sorted(results) == sorted(CHECKS), "the checks that ran are not the checks listed"
-    failed = {name: why for name, why in results.items() if why != "ok"}
-    if failed:
-        pytest.fail("\n".join(f"{name}: {why}" for name, why in failed.items()), pytrace=False)
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """The checks' results, {name: "ok" or what failed}.
+
+    Under pytest-xdist every worker that gets a test of this file sets this fixture up. The
+    first runs the subprocess (about a minute of both cores) and leaves its results in the
+    session's shared temporary folder; the others wait on a lock and read them.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return _run_checks()
+    import fcntl  # POSIX only: imported where it is needed
+
+    shared = tmp_path_factory.getbasetemp().parent / "sharded_checks.json"
+    with open(shared.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not shared.exists():
+            shared.write_text(json.dumps(_run_checks()))
+        return json.loads(shared.read_text())
+
+
+def test_every_check_ran(results):
+    assert sorted(results) == sorted(p.values[0] for p in CHECKS)
+
+
+@pytest.mark.parametrize("name", CHECKS)
+def test_sharded(results, name):
+    if results[name] != "ok":
+        pytest.fail(results[name], pytrace=False)
