@@ -91,7 +91,6 @@ import untouched_suite as U
 
 import lookahead_jax as lj
 from lookahead_jax import meta
-from lookahead_jax.meta import protocol as P
 
 HERE = os.path.dirname(__file__)
 OUT = os.path.join(HERE, "results", "eleventh_suite.json")
@@ -189,10 +188,7 @@ def search(validation, centre, max_steps=MAX_STEPS):
 def search_rows(cell):
     """The search's rows at each r of `AT`, from the two runs at every multiple of `GRID` (as
     `tenth_suite.two_run_rows` stores them in `cell`)."""
-    val, test, acc = (
-        np.array([cell[kind][MULTIPLES[m]] for m in GRID], np.float64)
-        for kind in ("per_task_validation_loss", "per_task_test_loss", "per_task_test_accuracy")
-    )
+    val, test, acc = X.stored_runs(cell, [MULTIPLES[m] for m in GRID])
     cell.setdefault("search", {})
     for suffix, centre in AT:
         index, runs = search(val, centre)
@@ -203,28 +199,6 @@ def search_rows(cell):
             "multiple": [GRID[i] for i in index],
             "first_runs": runs.tolist(),
         }
-
-
-def pick_rows(cell, picks=PICKS):
-    """`picks`' rows ({row: multiples}) from the two runs stored in `cell`, by
-    `pick_by_validation` (for cells whose runs were stored by more than one call)."""
-    for row, mults in picks.items():
-        candidates = []
-        for m in mults:
-            val, test, acc = (
-                np.array(cell[kind][MULTIPLES[m]], np.float64)
-                for kind in (
-                    "per_task_validation_loss",
-                    "per_task_test_loss",
-                    "per_task_test_accuracy",
-                )
-            )
-            nan = np.full_like(val, np.nan)
-            candidates.append(P.Metrics(nan, test, acc, nan, val))
-        picked, index = P.pick_by_validation(candidates)
-        cell["per_task_test_loss"][row] = picked.test_loss.tolist()
-        cell["per_task_test_accuracy"][row] = picked.test_accuracy.tolist()
-        cell.setdefault("picked_multiple", {})[row] = [mults[i] for i in index]
 
 
 def run_candidate():

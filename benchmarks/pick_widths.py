@@ -68,8 +68,7 @@ OVER = {
 def _runs(record, mults):
     """(validation, test) losses of the two runs at `mults`, shape (len(mults), tasks); a
     non-finite validation loss never wins (as in `pick_by_validation`)."""
-    val = np.array([record["per_task_validation_loss"][X.MULTIPLES[m]] for m in mults])
-    test = np.array([record["per_task_test_loss"][X.MULTIPLES[m]] for m in mults])
+    val, test, _ = X.stored_runs(record, [X.MULTIPLES[m] for m in mults])
     return np.where(np.isfinite(val), val, np.inf), test
 
 

@@ -160,27 +160,42 @@ BESIDE = {"v6": U.V6} | N.BESIDE
 def two_run_rows(cell, carved, plain, keys, horizon, multiples=MULTIPLES, picks=PICKS):
     """The candidate's two runs at each of `multiples` ({multiple of the default rate: row}),
     with their first runs' final validation loss (`per_task_validation_loss`); then the rows
-    `picks` ({row: multiples it picks among}) picked from them. Returns {multiple: Metrics}."""
+    `picks` ({row: multiples it picks among}) picked from them (`pick_rows`)."""
     default = lj.pretrained_info(validation=True)["base_lr"]
     cell.setdefault("per_task_validation_loss", {})
-    metrics = {}
     for mult, row in multiples.items():
         tx = lj.learned_schedule(
             T.INNER, *lj.pretrained_schedule(horizon, base_lr=default * mult, validation=True)
         )
-        metrics[mult] = P.final_metrics(
-            meta.ReplayedFamily(carved, plain), tx, keys, horizon, inner=T.INNER
-        )
-        cell["per_task_test_loss"][row] = metrics[mult].test_loss.tolist()
-        cell["per_task_test_accuracy"][row] = metrics[mult].test_accuracy.tolist()
-        cell["per_task_validation_loss"][row] = metrics[mult].validation_loss.tolist()
+        m = P.final_metrics(meta.ReplayedFamily(carved, plain), tx, keys, horizon, inner=T.INNER)
+        cell["per_task_test_loss"][row] = m.test_loss.tolist()
+        cell["per_task_test_accuracy"][row] = m.test_accuracy.tolist()
+        cell["per_task_validation_loss"][row] = m.validation_loss.tolist()
+    pick_rows(cell, multiples, picks)
+
+
+STORED = ("per_task_validation_loss", "per_task_test_loss", "per_task_test_accuracy")
+
+
+def stored_runs(cell, rows):
+    """(validation loss, test loss, test accuracy) of the two runs `rows` stored in `cell`, each
+    of shape (len(rows), tasks)."""
+    return tuple(np.array([cell[kind][row] for row in rows], np.float64) for kind in STORED)
+
+
+def pick_rows(cell, multiples, picks):
+    """`picks`' rows ({row: multiples it picks among}) from the two runs stored in `cell` (named
+    by `multiples`), by `pick_by_validation`; with the multiple each task picked."""
     cell.setdefault("picked_multiple", {})
     for row, mults in picks.items():
-        picked, index = P.pick_by_validation([metrics[m] for m in mults])
+        val, test, acc = stored_runs(cell, [multiples[m] for m in mults])
+        nan = np.full_like(val[0], np.nan)  # the fields the pick does not read
+        picked, index = P.pick_by_validation(
+            [P.Metrics(nan, t, a, nan, v) for v, t, a in zip(val, test, acc, strict=True)]
+        )
         cell["per_task_test_loss"][row] = picked.test_loss.tolist()
         cell["per_task_test_accuracy"][row] = picked.test_accuracy.tolist()
         cell["picked_multiple"][row] = [mults[i] for i in index]
-    return metrics
 
 
 def pick_counts(picks):

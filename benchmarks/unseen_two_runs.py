@@ -58,7 +58,7 @@ way while the best is at an end), fixed (and committed) before it ran: per cell,
 the multiples of `eleventh_suite.GRID` (1/81x-81x of the default rate) that the second look did
 not store (1/81x, 1/27x, 1/9x, 27x, 81x), each with its first run's validation loss; then the
 search at the default rate, 1/3x and 3x of it (`eleventh_suite.search_rows`) and the shipped
-pick at 1/3x of it (over 1/9x, 1/3x, 1x; `eleventh_suite.pick_rows`). Reported as above for the
+pick at 1/3x of it (over 1/9x, 1/3x, 1x; `tenth_suite.pick_rows`). Reported as above for the
 search, plus its ratio over the shipped pick (pooled, per horizon group and per cell), its first
 runs per task, and the sensitivity of the search and of the shipped pick over 1/3x-3x of the
 rate. Nothing is decided by it.
@@ -166,7 +166,7 @@ def run_searched():
     for out, name, record, carved, plain, keys, horizon in _lacking(E.SEARCH):
         lacks = {m: r for m, r in E.MULTIPLES.items() if r not in record["per_task_test_loss"]}
         X.two_run_rows(record, carved, plain, keys, horizon, lacks, {})
-        E.pick_rows(record, {E.SHIPPED + E.BAND[0]: E.PICKS[E.SHIPPED + E.BAND[0]]})
+        X.pick_rows(record, E.MULTIPLES, {E.SHIPPED + E.BAND[0]: E.PICKS[E.SHIPPED + E.BAND[0]]})
         E.search_rows(record)
         json.dump(out, open(OUT, "w"), indent=1)
         print(f"{name}: the search's rows", flush=True)
