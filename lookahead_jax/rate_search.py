@@ -53,8 +53,8 @@ def search_base_rate(
       result, and ``{rate: held_out_loss}`` of every rate tried.
 
     Raises:
-      TypeError: if `first_run` is not callable or does not return a pair, or `max_steps` is
-        not an int.
+      TypeError: if `first_run` is not callable or does not return a pair, a multiple is not a
+        real number, or `max_steps` is not an int.
       ValueError: for a bad `base_lr`, `multiples`, `factor` or `max_steps` (naming it), or if
         every run's held-out loss is non-finite.
 
@@ -77,13 +77,12 @@ def search_base_rate(
     base_lr = info["base_lr"] if base_lr is None else base_lr
     base_lr = checks.positive_finite("search_base_rate", "base_lr", base_lr)
     multiples = list(info["base_lr_multiples"] if multiples is None else multiples)
-    if not multiples or not all(
-        isinstance(m, int | float) and math.isfinite(m) and m > 0 for m in multiples
-    ):
-        raise ValueError(
-            "search_base_rate: multiples must be a non-empty sequence of finite positive "
-            f"numbers, got multiples={multiples!r}"
-        )
+    if not multiples:
+        raise ValueError("search_base_rate: multiples must be non-empty, got multiples=[]")
+    multiples = [
+        checks.positive_finite("search_base_rate", f"multiples[{i}]", m)
+        for i, m in enumerate(multiples)
+    ]
     if any(b <= a for a, b in itertools.pairwise(multiples)):
         raise ValueError(f"search_base_rate: multiples must increase, got multiples={multiples!r}")
     factor = info["base_lr_search_factor"] if factor is None else factor

@@ -122,7 +122,9 @@ def test_defaults_are_the_shipped_recipe():
         ({"base_lr": 0.0}, ValueError, "base_lr"),
         ({"base_lr": math.nan}, ValueError, "base_lr"),
         ({"multiples": ()}, ValueError, "multiples=[]"),
-        ({"multiples": (0.0, 1.0)}, ValueError, "finite positive"),
+        ({"multiples": (0.0, 1.0)}, ValueError, "multiples[0] must be positive and finite, got"),
+        ({"multiples": (1.0, math.inf)}, ValueError, "multiples[1] must be positive and finite"),
+        ({"multiples": (True, 3.0)}, TypeError, "multiples[0] must be a real number"),
         ({"multiples": (3.0, 1.0)}, ValueError, "multiples must increase"),
         ({"multiples": (1.0, 1.0)}, ValueError, "multiples must increase"),
         ({"factor": 1.0}, ValueError, "factor must be > 1, got factor=1.0"),
@@ -134,6 +136,12 @@ def test_defaults_are_the_shipped_recipe():
 def test_bad_arguments_are_refused_by_name(kwargs, error, needle):
     with pytest.raises(error, match=r"search_base_rate.*" + re.escape(needle)):
         lj.search_base_rate(bowl(1.0), **({"base_lr": 1.0} | kwargs))
+
+
+def test_multiples_may_be_numpy_scalars():
+    calls = []
+    lj.search_base_rate(bowl(1.0, calls), 1.0, multiples=np.array([1 / 3, 1, 3], np.float32))
+    np.testing.assert_allclose(calls, [1 / 3, 1, 3], rtol=1e-6)
 
 
 def test_a_first_run_that_is_not_a_function_or_returns_no_pair_is_refused():
