@@ -201,6 +201,14 @@ def search_rows(cell):
         }
 
 
+def search_cost(cell):
+    """The search's (mean first runs per task, tasks that went beyond 1/3x-3x) in a stored
+    `cell`, at the default rate."""
+    record = cell["search"][SEARCH]
+    beyond = sum(not (1 / 3 - 1e-9 <= m <= 3 + 1e-9) for m in record["multiple"])
+    return float(np.mean(record["first_runs"])), beyond
+
+
 def run_candidate():
     """Per cell, the candidate's rows, into the suite's own file (saved after each cell)."""
     out = json.load(open(OUT))
@@ -227,33 +235,23 @@ def report():
     `OUT["readings"]`."""
     cells = A._suite(OUT)[0]
     stored = json.load(open(OUT))["cells"]
-    ratios = {}
-    for subject in (SEARCH, SHIPPED):
-        print(f"\n{subject} over each row, pooled over the 7 cells [95 %]\n")
-        print("| over | ratio [95 %] |\n| --- | --- |")
-        ratios[subject] = {}
-        for label, row in (RULE | BESIDE).items():
-            if row == subject:
-                continue
-            r = ratios[subject][label] = A._ratio(cells, subject, row)
-            rule = " (the rule)" if subject == SEARCH and label in RULE else ""
-            print(f"| {label}{rule} | {A._fmt(r)} |")
-    passes = all(ratios[SEARCH][label][1][1] < 1.0 for label in RULE)
+    ratios, passes = X.over_tables(cells, (SEARCH, SHIPPED), RULE, BESIDE)
     main = {**RULE, **BESIDE, "search": SEARCH}
     print("\nPer cell: the search over the shipped pick [95 %], the row of lowest mean test")
     print("loss, the search's mean first runs per task, and its tasks beyond 1/3x-3x\n")
     per_cell = {}
     for name, c in cells.items():
-        record = stored[name]["search"][SEARCH]
-        beyond = sum(not (1 / 3 - 1e-9 <= m <= 3 + 1e-9) for m in record["multiple"])
+        runs, beyond = search_cost(stored[name])
         per_cell[name] = [
             PTab.pooled({name: c}, SEARCH, SHIPPED),
             N.winner(c, list(main.values())),
-            float(np.mean(record["first_runs"])),
+            runs,
             beyond,
         ]
-        r, win, runs, beyond = per_cell[name]
-        print(f"| {name} | {A._fmt(r)} | {win} | {runs:.2f} | {beyond} of 50 |")
+        print(
+            f"| {name} | {A._fmt(per_cell[name][0])} | {per_cell[name][1]} | {runs:.2f} | "
+            f"{beyond} of 50 |"
+        )
     runs = float(np.mean([stored[n]["search"][SEARCH]["first_runs"] for n in cells]))
     print(f"\nThe search's first runs per task, over the cells: {runs:.2f} (the shipped pick: 3)")
     sens = {

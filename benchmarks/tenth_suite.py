@@ -217,22 +217,29 @@ def run_candidate():
         print(f"{name}: the candidate's rows", flush=True)
 
 
+def over_tables(cells, subjects, rule, beside):
+    """For each of `subjects` (the candidate first), its ratio over each row of `rule` and
+    `beside` ({label: row}), pooled over `cells`, printed as a table; returns ({subject: {label:
+    ratio}}, whether the candidate's intervals over every row of `rule` lie wholly below 1)."""
+    ratios = {}
+    for subject in subjects:
+        print(f"\n{subject} over each row, pooled over the {len(cells)} cells [95 %]\n")
+        print("| over | ratio [95 %] |\n| --- | --- |")
+        ratios[subject] = {}
+        for label, row in (rule | beside).items():
+            if row == subject:
+                continue
+            r = ratios[subject][label] = A._ratio(cells, subject, row)
+            marked = " (the rule)" if subject == subjects[0] and label in rule else ""
+            print(f"| {label}{marked} | {A._fmt(r)} |")
+    return ratios, all(ratios[subjects[0]][label][1][1] < 1.0 for label in rule)
+
+
 def report():
     """The rule, the rows beside it, per cell, the picks and the sensitivity; into
     `OUT["readings"]`."""
     cells = A._suite(OUT)[0]
-    ratios = {}
-    for subject in (PICKED, N.TWO_RUNS):
-        print(f"\n{subject} over each row, pooled over the 7 cells [95 %]\n")
-        print("| over | ratio [95 %] |\n| --- | --- |")
-        ratios[subject] = {}
-        for label, row in (RULE | BESIDE).items():
-            if row == subject:
-                continue
-            r = ratios[subject][label] = A._ratio(cells, subject, row)
-            rule = " (the rule)" if subject == PICKED and label in RULE else ""
-            print(f"| {label}{rule} | {A._fmt(r)} |")
-    passes = all(ratios[PICKED][label][1][1] < 1.0 for label in RULE)
+    ratios, passes = over_tables(cells, (PICKED, N.TWO_RUNS), RULE, BESIDE)
     main = {**RULE, **BESIDE, "picked": PICKED}
     print("\nPer cell: the picked recipe over the current one [95 %], the row of lowest mean")
     print("test loss, and how often each multiple of the rate was picked (1/3x, 1x, 3x)\n")

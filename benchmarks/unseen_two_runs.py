@@ -229,9 +229,7 @@ def report():
         print("its tasks beyond 1/3x-3x of the rate\n")
         stored = json.load(open(OUT))["cells"]
         for name, c in cells.items():
-            record = stored[name]["search"][E.SEARCH]
-            beyond = sum(not (1 / 3 - 1e-9 <= m <= 3 + 1e-9) for m in record["multiple"])
-            runs = float(np.mean(record["first_runs"]))
+            runs, beyond = E.search_cost(stored[name])
             r = PTab.pooled({name: c}, E.SEARCH, X.PICKED)
             readings["the search"]["per_cell"][name] = [per_cell[name], r, runs, beyond]
             print(f"| {name} | {A._fmt(r)} | {runs:.2f} | {beyond} of 50 |")
