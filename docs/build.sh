@@ -10,6 +10,13 @@ cd "$(dirname "$0")/.."
 if [ -z "${PYTHON:-}" ]; then
   if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
 fi
+# The notebooks are compile-bound: XLA:CPU's backend optimisation off halves their time (the
+# meta-training notebook 71 s against 142 s, measured 2026-12-08), as in the test suite
+# (tests/conftest.py). performance.md times steps, so its first cell restores XLA's defaults.
+case "${XLA_FLAGS:-}" in
+  *--xla_backend_optimization_level*) ;;
+  *) export XLA_FLAGS="${XLA_FLAGS:-} --xla_backend_optimization_level=0" ;;
+esac
 start=$(date +%s)
 "$PYTHON" -m sphinx -W --keep-going -j auto -b html docs docs/_build/html "$@"
 echo "docs: built docs/_build/html in $(( $(date +%s) - start )) s"
