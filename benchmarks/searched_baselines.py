@@ -1,0 +1,236 @@
+"""Equal-budget baselines for the recommended recipe: standard schedules searched alike (13, 17).
+
+The recommended recipe (`lj.search_base_rate` around `lj.pretrained_schedule(horizon,
+validation=True)`, then `lj.replay_schedule`) spends 3 to 5 first runs per task on 80 % of its
+training rows and a second run on all of them. Every baseline in the suites so far was tuned on
+other tasks (the five meta-training families, or the target cell's 8 tuning tasks) and trained
+once per task. A practitioner with the recipe's budget could instead spend the same runs
+searching a standard schedule's rate on the same held-out rows. This script measures those
+equal-budget baselines, on the two suites that decided the recipe (the tenth: the pick among
+1/3x, 1x and 3x; the eleventh: the search). It decides nothing about the recipe: it says how
+much of the recipe's gain comes from the learned schedule and how much from the search.
+
+Protocol, fixed (and committed) before any of its numbers was computed:
+
+- Suites and cells: the tenth suite's 7 cells and the eleventh's 7 (`tenth_suite.py`,
+  `eleventh_suite.py`): the same families, held-out task keys (50 per cell), horizons and
+  validation split (`pretrained_info(validation=True)["validation_split"]`, 20 % of each task's
+  training rows) as the learned recipe's rows stored there.
+- Baselines, each with a centre setting taken from information the learned schedule also had:
+  - "warmup+cosine (five families), peak searched": warmup+cosine tuned on the five
+    meta-training families at the cell's horizon (`pretrained_tables.mixture_tuned(horizon,
+    wider=True)`, the stored "warmup+cosine (tuned on the wider mixture)" row: its warmup and
+    floor kept), its peak multiplied by 3^k;
+  - "Adam, rate searched": `optax.adam(1e-3 * 3^k)` (the stored "adam 1e-3" row at k = 0).
+- Per cell and baseline: first runs at k = -3 ... 3 on the carved family (training on the 80 %,
+  scored by its final validation loss on the 20 %); then, per task:
+  - the search (`eleventh_suite.search`, the rule `lj.search_base_rate` implements: 1/3x, 1x,
+    3x, then one more 3x step outward while the lowest validation loss is at an end, at most two
+    steps each way; ties to the lower rate; a non-finite validation loss never wins);
+  - the pick (the same with no outward step: the lowest of 1/3x, 1x and 3x);
+  each replayed as a second run at the chosen setting on all the task's training rows (the
+  plain family), judged on its test rows, as every row of the suites is. A standard schedule is
+  a fixed function of the step, so its second run is a plain run; the learned recipe's replays
+  the rates its first run chose.
+- A check before the tables: each baseline's run at k = 0 on the plain family reproduces the
+  suite's stored row ("warmup+cosine (tuned on the wider mixture)", "adam 1e-3") to 1e-4
+  relative per task, so the baselines are the suites' own rows moved only by the search.
+- Reported, geometric means of paired per-task test-loss ratios with bootstrap 95 % intervals
+  (`pretrained_tables.pooled`, tasks resampled within cells), pooled over each suite's 7 cells
+  and per cell:
+  - the eleventh suite: the learned search over each baseline searched, and the learned pick
+    over each baseline picked;
+  - the tenth suite: the learned pick over each baseline picked and searched (the learned
+    search was not run there);
+  - each searched baseline over the target-tuned warmup+cosine, beside the learned recipe's;
+  - first runs per task of each search.
+- Reading, pooled per suite: the learned recipe **beats** an equal-budget baseline where its
+  interval over it lies wholly below 1, **loses** where wholly above, is **level** otherwise.
+  If the searched warmup+cosine beats the learned recipe on both suites, the README says that at
+  this budget the runs are better spent searching a standard schedule; either way the README
+  reports these rows beside the recipe's.
+
+Run:  python benchmarks/searched_baselines.py            (the runs, then the report)
+      python benchmarks/searched_baselines.py --report   (the tables from the stored file)
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import optax
+
+sys.path.insert(0, os.path.dirname(__file__))
+import across_suites as A
+import eleventh_suite as E
+import pretrained_tables as PTab
+import pretrained_train as T
+import tenth_suite as X
+import untouched_suite as U
+
+import lookahead_jax as lj
+from lookahead_jax import meta
+from lookahead_jax.meta import protocol as P
+
+OUT = os.path.join(os.path.dirname(__file__), "results", "searched_baselines.json")
+GRID = tuple(3.0**k for k in range(-3, 4))  # 1/27x ... 27x, ascending
+CENTRE = 3  # the index of 1x in GRID
+COSINE = "warmup+cosine (five families), peak searched"
+ADAM = "Adam, rate searched"
+STORED_ROW = {COSINE: "warmup+cosine (tuned on the wider mixture)", ADAM: "adam 1e-3"}
+SUITES = {"eleventh": (E.ELEVENTH, E.families), "tenth": (X.TENTH, X.families)}
+# The learned recipe's rows in each suite's file: (the pick, the search or None).
+LEARNED = {"eleventh": (E.SHIPPED, E.SEARCH), "tenth": (X.PICKED, None)}
+
+
+def baseline(name, horizon, multiple):
+    """Baseline `name` at `multiple` of its centre setting, at `horizon`."""
+    if name == ADAM:
+        return optax.adam(1e-3 * multiple)
+    best = dict(PTab.mixture_tuned(horizon, wider=True)["warmup+cosine"]["best"])
+    best["peak"] *= multiple
+    return P.schedule_baseline(T.INNER, horizon, "cosine", [best["peak"]]).make(best)
+
+
+def choose(validation):
+    """{"searched": indices into GRID, "picked": ..., "first_runs": per task} from first runs'
+    validation losses of shape (len(GRID), tasks)."""
+    searched, runs = E.search(validation, CENTRE)
+    picked, _ = E.search(validation, CENTRE, max_steps=0)
+    return {"searched": searched.tolist(), "picked": picked.tolist(), "first_runs": runs.tolist()}
+
+
+def run_cell(carved, plain, keys, horizon, stored_cell, name):
+    """One cell's baselines: first runs at every multiple, the chosen second runs, the check."""
+    out = {}
+    for base in (COSINE, ADAM):
+        val = np.array(
+            [
+                P.final_metrics(carved, baseline(base, horizon, m), keys, horizon).validation_loss
+                for m in GRID
+            ],
+            np.float64,
+        )
+        chosen = choose(val)
+        second = {}
+        for i in sorted(set(chosen["searched"]) | set(chosen["picked"]) | {CENTRE}):
+            m = P.final_metrics(plain, baseline(base, horizon, GRID[i]), keys, horizon)
+            second[i] = (m.test_loss.tolist(), m.test_accuracy.tolist())
+        stored = np.asarray(stored_cell["per_task_test_loss"][STORED_ROW[base]], np.float64)
+        gap = float(np.max(np.abs(np.asarray(second[CENTRE][0]) / stored - 1)))
+        if not gap <= 1e-4:
+            raise SystemExit(f"{name}, {base}: 1x differs from the stored row by {gap:.2e}")
+        tasks = np.arange(val.shape[1])
+        out[base] = {
+            "validation_loss": val.tolist(),
+            **chosen,
+            "largest_gap_to_stored_row": gap,
+        }
+        for how in ("searched", "picked"):
+            index = chosen[how]
+            out[base][f"{how}_test_loss"] = [
+                second[i][0][t] for i, t in zip(index, tasks, strict=True)
+            ]
+            out[base][f"{how}_test_accuracy"] = [
+                second[i][1][t] for i, t in zip(index, tasks, strict=True)
+            ]
+        print(
+            f"  {name}, {base}: 1x reproduces the stored row ({gap:.1e}); "
+            f"{np.mean(chosen['first_runs']):.2f} first runs per task",
+            flush=True,
+        )
+    return out
+
+
+def run():
+    out = json.load(open(OUT)) if os.path.exists(OUT) else {}
+    split = lj.pretrained_info(validation=True)["validation_split"]
+    for suite_name, (suite, families) in SUITES.items():
+        stored = json.load(open(suite.out))["cells"]
+        plain, carved = families(), families(validation=split)
+        keys = meta.task_keys(suite.heldout_root, U.NUM_HELDOUT)
+        done = out.setdefault(suite_name, {})
+        for fam, mult in suite.cells:
+            name = f"{fam} @ {mult}x"
+            if name not in done:
+                done[name] = run_cell(carved[fam], plain[fam], keys, T.H * mult, stored[name], name)
+                json.dump(out, open(OUT, "w"), indent=1)
+            print(f"{suite_name} suite, {name}: done", flush=True)
+
+
+def _row(base, how):
+    return f"{base} ({how})"
+
+
+def cells_with_rows(suite_name):
+    """The suite's stored cells (test losses and initial losses) with the baselines' rows."""
+    suite = SUITES[suite_name][0]
+    cells = A._suite(suite.out)[0]
+    ours = json.load(open(OUT))[suite_name]
+    for name, c in cells.items():
+        for base in (COSINE, ADAM):
+            for how in ("searched", "picked"):
+                c["per_task_test_loss"][_row(base, how)] = ours[name][base][f"{how}_test_loss"]
+    return cells, ours
+
+
+def report():
+    readings = {}
+    for suite_name in SUITES:
+        cells, ours = cells_with_rows(suite_name)
+        pick, search = LEARNED[suite_name]
+        pairs = [(pick, _row(b, how)) for b in (COSINE, ADAM) for how in ("picked", "searched")]
+        if search:
+            pairs = [
+                (search, _row(b, how)) for b in (COSINE, ADAM) for how in ("searched",)
+            ] + pairs
+        targets = [_row(b, how) for b in (COSINE, ADAM) for how in ("picked", "searched")]
+        targets += [x for x in (pick, search) if x]
+        print(f"\nThe {suite_name} suite, pooled over its {len(cells)} cells [95 %]\n")
+        print("| subject | over | ratio [95 %] | reading |\n| --- | --- | --- | --- |")
+        rows = []
+        for subject, over in pairs:
+            r = PTab.pooled(cells, subject, over)
+            reading = "beats" if r[1][1] < 1 else "loses" if r[1][0] > 1 else "level"
+            rows.append([subject, over, r, reading])
+            print(f"| {subject} | {over} | {A._fmt(r)} | the learned recipe {reading} |")
+        for subject in targets:
+            r = PTab.pooled(cells, subject, PTab.TARGET_ROW)
+            rows.append([subject, PTab.TARGET_ROW, r, None])
+            print(f"| {subject} | {PTab.TARGET_ROW} | {A._fmt(r)} | |")
+        runs = {
+            base: float(np.mean([ours[n][base]["first_runs"] for n in cells]))
+            for base in (COSINE, ADAM)
+        }
+        print(
+            "\nFirst runs per task of each search: "
+            + "; ".join(f"{k} {v:.2f}" for k, v in runs.items())
+        )
+        subject = search or pick
+        how = "searched" if search else "picked"
+        print(f"\nPer cell: {subject} over each baseline {how} [95 %]\n")
+        per_cell = {}
+        for name, c in cells.items():
+            per_cell[name] = {
+                base: PTab.pooled({name: c}, subject, _row(base, how)) for base in (COSINE, ADAM)
+            }
+            print(f"| {name} | " + " | ".join(A._fmt(r) for r in per_cell[name].values()) + " |")
+        readings[suite_name] = {"pooled": rows, "first_runs": runs, "per_cell": per_cell}
+    out = json.load(open(OUT))
+    out["readings"] = readings
+    json.dump(out, open(OUT, "w"), indent=1)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--report", action="store_true", help="only the tables from the file")
+    args = parser.parse_args()
+    if not args.report:
+        run()
+    report()
+
+
+if __name__ == "__main__":
+    main()
