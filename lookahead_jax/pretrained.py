@@ -67,7 +67,7 @@ def pretrained_schedule(
     ``val_loss=``). Run it with `pretrained_info(validation=True)["validation_split"]` (20 %)
     of the training rows held out, recording `current_learning_rate` after every step, at 1/3x,
     1x and 3x of the base rate, and further out while the best is at an end
-    (`search_base_rate` makes these first runs: 3 to 7, about 4 on average); keep the run whose
+    (`search_base_rate` makes these first runs: 3 to 5, about 4 on average); keep the run whose
     held-out loss ends lowest, and train again from the same initial params on all the rows with
     `replay_schedule` of its rates around the same unit-rate Adam (`replay_schedule`'s docstring
     has the whole recipe). `meta.protocol.final_metrics` on a `meta.ReplayedFamily` runs the two

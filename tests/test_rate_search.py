@@ -89,6 +89,8 @@ def test_it_is_the_window_search_over_a_grid(values, max_steps):
         return
     rate, k, losses = search()
     assert (k, len(losses)) == (index, hi - lo + 1)
+    # It goes one way only: at most 3 + max_steps first runs (the docs say 3 to 5).
+    assert len(losses) <= 3 + max_steps
     assert rate == pytest.approx(GRID[index], rel=1e-12)
 
 
