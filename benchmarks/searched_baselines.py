@@ -58,6 +58,23 @@ Protocol, fixed (and committed) before any of its numbers was computed:
   this budget the runs are better spent searching a standard schedule; either way the README
   reports these rows beside the recipe's.
 
+Outcome (2026-12-08; 29 minutes for the two suites, 59 for the unseen cells): the checks held
+(0 on the two suites; up to 1.6e-3 on the unseen cells' stored cosine row). The learned recipe
+over the equal-budget baselines, pooled [95 %]:
+- eleventh: the search over the cosine searched 0.999 [0.954, 1.039] (level); the pick over the
+  cosine picked 0.988 [0.962, 1.010] (level), over the cosine searched 1.060 [1.016, 1.097]
+  (loses); the search over Adam searched 0.894 [0.873, 0.915] (beats);
+- tenth: the pick over the cosine picked 0.821 [0.805, 0.836], over the cosine searched 0.955
+  [0.940, 0.970], over Adam searched 0.985 [0.970, 0.998] (beats each);
+- unseen (a look): the search over the cosine searched 0.959 [0.919, 1.000] (level); the pick
+  over the cosine picked 1.009 (level), over the cosine searched 0.948 (beats); the search over
+  Adam searched 0.927 [0.892, 0.961] (beats).
+The searched cosine over the target-tuned warmup+cosine: 1.253 (eleventh), 1.118 (tenth),
+1.395 (unseen; picked 1.311); the recipe 1.252, 1.068 (pick), 1.339. First runs per task: the
+cosine 4.04, 4.41, 4.22; Adam 4.47, 4.19, 4.42. So the searched cosine does not beat the
+recipe on both suites: the README reports these rows beside the recipe's, and the recipe
+stays as it is.
+
 Run:  python benchmarks/searched_baselines.py            (the runs, then the report)
       python benchmarks/searched_baselines.py --suites unseen   (one suite's runs, the report)
       python benchmarks/searched_baselines.py --report   (the tables from the stored file)
