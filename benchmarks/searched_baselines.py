@@ -89,7 +89,7 @@ search over the target-tuned row 1.072 [1.057, 1.089] and 1.102 [1.079, 1.125] (
 1.031 [1.024, 1.039] and 1.034 [1.026, 1.042] (tenth); 3.51 and 3.39 first runs per task. The
 recipe over them, like against like: the search 1.136 [1.102, 1.168] (eleventh), the pick
 1.036 [1.025, 1.048] (tenth). Choosing per task costs even the target-tuned schedule 3-10 %:
-about a third to a half of the recipe's gap to it.
+43 % and 46 % of the recipe's gap to it, in log terms.
 
 A look afterwards (`--either`, seconds; post hoc, from the stored runs, decides nothing): per
 task, keep whichever of the recipe's and the searched cosine's chosen first runs ends with the
