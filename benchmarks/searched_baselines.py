@@ -103,6 +103,7 @@ Run:  python benchmarks/searched_baselines.py            (the runs, then the rep
       python benchmarks/searched_baselines.py --suites unseen   (one suite's runs, the report)
       python benchmarks/searched_baselines.py --report   (the tables from the stored file)
       python benchmarks/searched_baselines.py --either   (the look afterwards)
+      python benchmarks/searched_baselines.py --diagnose (the diagnosis: its runs, its report)
 """
 
 import argparse
