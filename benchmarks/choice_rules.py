@@ -47,14 +47,10 @@ ORACLE_7 = "oracle among 1/27x-27x (by test loss)"
 MARGIN_ROW = f"the pick, leaving 1x only by a {MARGIN:.0%} margin"
 
 
-def _rows(multiples, wanted):
-    return [next(r for m, r in multiples.items() if abs(m - w) < 1e-9) for w in wanted]
-
-
 def add_rules(cells, raw, multiples, reach):
     """Adds the margin rule's and the oracles' rows to `cells` from the stored runs `raw`."""
     for name, c in cells.items():
-        val, test, _ = X.stored_runs(raw[name], _rows(multiples, (1 / 3, 1.0, 3.0)))
+        val, test, _ = X.stored_runs(raw[name], X.rows_at(multiples, (1 / 3, 1.0, 3.0)))
         val = np.where(np.isfinite(val), val, np.inf)
         best = np.argmin(val, axis=0)
         moves = val[best, np.arange(val.shape[1])] < (1 - MARGIN) * val[1]
@@ -64,7 +60,7 @@ def add_rules(cells, raw, multiples, reach):
         safe = np.where(np.isfinite(test), test, np.inf)
         losses[ORACLE_3] = safe.min(axis=0).tolist()
         if reach:
-            _, wide, _ = X.stored_runs(raw[name], _rows(multiples, reach))
+            _, wide, _ = X.stored_runs(raw[name], X.rows_at(multiples, reach))
             losses[ORACLE_7] = np.where(np.isfinite(wide), wide, np.inf).min(axis=0).tolist()
 
 

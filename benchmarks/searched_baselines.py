@@ -360,7 +360,7 @@ EITHER = "either: the recipe or the cosine, by validation loss"
 
 def _chosen_validation(raw_cell, multiples, chosen):
     """Per task, the validation loss of the first run at the multiple it `chosen`."""
-    rows = [next(r for m, r in multiples.items() if abs(m - c) < 1e-9) for c in chosen]
+    rows = X.rows_at(multiples, chosen)
     return np.array([raw_cell["per_task_validation_loss"][r][t] for t, r in enumerate(rows)])
 
 

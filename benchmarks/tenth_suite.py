@@ -183,6 +183,12 @@ def stored_runs(cell, rows):
     return tuple(np.array([cell[kind][row] for row in rows], np.float64) for kind in STORED)
 
 
+def rows_at(multiples, wanted):
+    """The rows `multiples` ({multiple: row}) names for each of `wanted`, matched to 1e-9 (so a
+    multiple read back from JSON, e.g. 1/3, finds its row)."""
+    return [next(r for m, r in multiples.items() if abs(m - w) < 1e-9) for w in wanted]
+
+
 def pick_rows(cell, multiples, picks):
     """`picks`' rows ({row: multiples it picks among}) from the two runs stored in `cell` (named
     by `multiples`), by `pick_by_validation`; with the multiple each task picked."""
