@@ -145,31 +145,22 @@ STORED_ROW = {
 
 
 class Source(NamedTuple):
-    """Where a suite's cells, families, held-out tasks and stored rows come from."""
+    """Where a suite's families, held-out tasks and stored cells come from."""
 
-    cells: Callable  # () -> [(family name, horizon multiple of H)]
     families: Callable  # (validation fraction) -> {family name: TaskFamily}
     heldout_root: int
     stored: Callable  # () -> {cell: {"per_task_test_loss": {row: losses}, "initial_loss": ...}}
     tolerance: float  # the 1x run's largest relative gap per task to the stored row
 
 
-def _unseen_cells():
-    return [(n.split(" @ ")[0], int(n.split(" @ ")[1][:-1])) for n in UT.merged()]
-
-
 def _unseen_families(validation):
-    return {fam: PT.FAMILIES[fam](validation=validation) for fam, _ in _unseen_cells()}
+    return {fam: make(validation=validation) for fam, make in PT.FAMILIES.items()}
 
 
 SUITES = {
-    "eleventh": Source(
-        lambda: E.CELLS, E.families, E.ELEVENTH.heldout_root, lambda: A._suite(E.OUT)[0], 1e-4
-    ),
-    "tenth": Source(
-        lambda: X.CELLS, X.families, X.TENTH.heldout_root, lambda: A._suite(X.OUT)[0], 1e-4
-    ),
-    "unseen": Source(_unseen_cells, _unseen_families, PT.HELDOUT_ROOT, UT.merged, 1e-2),
+    "eleventh": Source(E.families, E.ELEVENTH.heldout_root, lambda: A._suite(E.OUT)[0], 1e-4),
+    "tenth": Source(X.families, X.TENTH.heldout_root, lambda: A._suite(X.OUT)[0], 1e-4),
+    "unseen": Source(_unseen_families, PT.HELDOUT_ROOT, UT.merged, 1e-2),
 }
 # The learned recipe's rows in each suite's cells: (the pick, the search or None).
 LEARNED = {
@@ -198,7 +189,7 @@ def choose(validation):
     return {"searched": searched.tolist(), "picked": picked.tolist(), "first_runs": runs.tolist()}
 
 
-def run_cell(carved, plain, keys, horizon, stored_cell, name, tolerance, bases=(COSINE, ADAM)):
+def run_cell(carved, plain, keys, horizon, stored_cell, name, tolerance, bases):
     """One cell's `bases`: first runs at every multiple, the chosen second runs, the check."""
     out = {}
     target = stored_cell.get("tuning", {}).get(PTab.TARGET_ROW, {}).get("best")
@@ -239,22 +230,27 @@ def run_cell(carved, plain, keys, horizon, stored_cell, name, tolerance, bases=(
     return out
 
 
+def run_suite(out, suite_name, stored, bases):
+    """`bases` on each of the suite's `stored` cells that lacks them (in the stored order), into
+    `out[suite_name]`, saved to `OUT` after each cell."""
+    source = SUITES[suite_name]
+    split = lj.pretrained_info(validation=True)["validation_split"]
+    plain, carved = source.families(0.0), source.families(split)
+    keys = meta.task_keys(source.heldout_root, U.NUM_HELDOUT)
+    done = out.setdefault(suite_name, {})
+    for name, stored_cell in stored.items():
+        if not all(base in done.get(name, {}) for base in bases):
+            fam, mult = name.split(" @ ")
+            args = (carved[fam], plain[fam], keys, T.H * int(mult[:-1]), stored_cell, name)
+            done[name] = done.get(name, {}) | run_cell(*args, source.tolerance, bases)
+            json.dump(out, open(OUT, "w"), indent=1)
+        print(f"{suite_name} suite, {name}: done", flush=True)
+
+
 def run(suites):
     out = json.load(open(OUT)) if os.path.exists(OUT) else {}
-    split = lj.pretrained_info(validation=True)["validation_split"]
     for suite_name in suites:
-        source = SUITES[suite_name]
-        stored = source.stored()
-        plain, carved = source.families(0.0), source.families(split)
-        keys = meta.task_keys(source.heldout_root, U.NUM_HELDOUT)
-        done = out.setdefault(suite_name, {})
-        for fam, mult in source.cells():
-            name = f"{fam} @ {mult}x"
-            if name not in done:
-                args = (carved[fam], plain[fam], keys, T.H * mult, stored[name], name)
-                done[name] = run_cell(*args, source.tolerance)
-                json.dump(out, open(OUT, "w"), indent=1)
-            print(f"{suite_name} suite, {name}: done", flush=True)
+        run_suite(out, suite_name, SUITES[suite_name].stored(), (COSINE, ADAM))
 
 
 def _row(base, how):
@@ -326,18 +322,8 @@ def diagnose():
     """The diagnosis: the target-tuned warmup+cosine with its peak picked and searched per task,
     on the eleventh and tenth suites (into `OUT`, each cell's `TARGET`), then its report."""
     out = json.load(open(OUT))
-    split = lj.pretrained_info(validation=True)["validation_split"]
-    for suite_name in ("eleventh", "tenth"):
-        source = SUITES[suite_name]
-        raw = json.load(open(RAW[suite_name]))["cells"]
-        plain, carved = source.families(0.0), source.families(split)
-        keys = meta.task_keys(source.heldout_root, U.NUM_HELDOUT)
-        for fam, mult in source.cells():
-            name = f"{fam} @ {mult}x"
-            if TARGET not in out[suite_name][name]:
-                args = (carved[fam], plain[fam], keys, T.H * mult, raw[name], name)
-                out[suite_name][name] |= run_cell(*args, source.tolerance, bases=(TARGET,))
-                json.dump(out, open(OUT, "w"), indent=1)
+    for suite_name in ("eleventh", "tenth"):  # the stored cells as run: with their tuning
+        run_suite(out, suite_name, json.load(open(RAW[suite_name]))["cells"], (TARGET,))
     for suite_name in ("eleventh", "tenth"):
         cells, ours = cells_with_rows(suite_name)
         for name, c in cells.items():
